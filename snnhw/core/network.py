@@ -1,0 +1,112 @@
+"""Run a :class:`~snnhw.spec.NetworkSpec` on torch: Loihi-exact (quantized spec) or float twin.
+
+``simulate(spec, x)`` takes input spikes ``x`` shaped [batch, steps, inputs] — exactly what a Lava
+``RingBuffer`` source sends, column t at time step t+1 — and returns the last layer's spikes
+[batch, steps, outputs], indexed like Lava's ``RingBuffer`` sink (index t-1 holds time step t).
+Each synapse stage adds Lava's one-step Dense delay; the synaptic products for all time steps are
+computed at once and only the neuron recurrence loops over time.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snnhw import loihi
+from snnhw.core.neuron import CubaParams, CubaTrace, cuba_lif, cuba_lif_trace
+from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, SumPool
+
+
+class SimResult(NamedTuple):
+    """Output spikes plus, per neuron layer, spikes and (if recorded) u/v traces, all [B, T, ...]."""
+
+    output: torch.Tensor
+    layer_spikes: List[torch.Tensor]
+    traces: Optional[List[CubaTrace]]
+
+
+def _params(layer) -> CubaParams:
+    n = layer.neuron
+    return CubaParams(n.i_decay, n.v_decay, n.vth_mant, n.reset)
+
+
+def _bias(layer, exact: bool, n_out: int, per_channel: int = 1) -> Optional[torch.Tensor]:
+    if layer.bias_mant is None:
+        return None
+    mant = np.asarray(layer.bias_mant)
+    if exact:
+        b = loihi.effective_bias(torch.as_tensor(mant.astype(np.int64)), layer.bias_exp)
+    else:
+        b = torch.as_tensor(mant, dtype=torch.float32) * float(2.0 ** layer.bias_exp)
+    if per_channel > 1:  # conv/pool biases are per channel
+        b = b.repeat_interleave(per_channel)
+    return b.reshape(n_out)
+
+
+def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
+    """The input a [B, T, n_out] that ``layer``'s neurons receive (delayed one step), from spikes
+    ``s`` [B, T, n_in] of the previous stage."""
+    B, T = s.shape[:2]
+    if isinstance(layer, Dense):
+        w = torch.as_tensor(np.asarray(layer.weight))
+        if exact:
+            acc = loihi.dense_accumulate(s.to(torch.int64), w.to(torch.int64), layer.weight_exp)
+        else:
+            acc = torch.matmul(s.to(torch.float32), w.to(torch.float32).t()) * 2.0 ** layer.weight_exp
+    elif isinstance(layer, (Conv, SumPool)):
+        c, h, wd = layer.input_shape
+        x = s.reshape(B * T, c, h, wd)
+        if isinstance(layer, Conv):
+            w = torch.as_tensor(np.asarray(layer.weight))
+            stride, padding, groups = layer.stride, layer.padding, 1
+        else:
+            w = torch.full((c, 1, *layer.kernel), float(layer.weight))
+            stride, padding, groups = layer.stride, (0, 0), c
+        bound = float(x.abs().max()) * float(w.abs().max()) * (w[0].numel()) if x.numel() else 0.0
+        dtype = torch.float32 if bound < 2 ** 24 else torch.float64
+        acc = F.conv2d(x.to(dtype), w.to(dtype), stride=stride, padding=padding, groups=groups)
+        acc = acc.reshape(B, T, -1)
+        if exact:
+            acc = loihi.i32(loihi.shift_floor(acc.round().to(torch.int64), layer.weight_exp))
+        else:
+            acc = acc.to(torch.float32) * 2.0 ** layer.weight_exp
+    else:
+        raise TypeError(f"layer {layer.name}: {type(layer).__name__} has no synapse")
+    return loihi.delay_one_step(acc, dim=1)
+
+
+def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool = False) -> SimResult:
+    """Run ``spec`` on input spikes (or graded payloads for a graded first layer) ``x`` [B, T, n_in].
+
+    ``exact`` defaults to ``spec.quantized``. With ``record=True`` the u and v traces of every
+    neuron layer are returned (v after reset, as Lava's Monitor shows it).
+    """
+    exact = spec.quantized if exact is None else exact
+    s = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if s.ndim != 3 or s.shape[2] != spec.n_in:
+        raise ValueError(f"inputs must be shaped [samples, steps, {spec.n_in}], got {tuple(s.shape)}")
+    if not (isinstance(spec.layers[0], Dense) and spec.layers[0].graded_input):
+        s = (s != 0).to(torch.int64)  # Lava's Dense reads binary spikes as bool
+    layer_spikes, traces = [], [] if record else None
+    for layer in spec.layers:
+        if isinstance(layer, Flatten):
+            continue  # our tensors are already flat (C, H, W in C-order)
+        a = synapse(layer, s, exact)
+        per_channel = int(np.prod(layer.out_shape[1:])) if isinstance(layer, (Conv, SumPool)) else 1
+        bias = _bias(layer, exact, layer.n_out, per_channel)
+        w_rec, rec_exp = None, 0
+        if isinstance(layer, Dense) and layer.weight_rec is not None:
+            w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32)
+            rec_exp = layer.rec_exp
+        if record:
+            tr = cuba_lif_trace(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)
+            traces.append(tr)
+            out = tr.s.to(torch.float32)
+        else:
+            with torch.no_grad():
+                out = cuba_lif(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)
+        layer_spikes.append(out)
+        s = out.to(torch.int64) if exact else out
+    return SimResult(layer_spikes[-1], layer_spikes, traces)

@@ -1,0 +1,176 @@
+"""CUBA LIF neuron over time: Loihi-exact integer forward, float twin, surrogate-gradient backward.
+
+Tensors are shaped ``[batch, time, neurons]`` and hold values in the chip's integer units (see
+:mod:`snnhw.loihi`): a synaptic input ``a`` of 1 adds 64 to ``u``; the threshold is ``vth_mant << 6``.
+
+* ``exact=True`` runs :func:`snnhw.loihi.lif_step` (rounding toward zero, 24-bit wrap of u,
+  saturation of v, strict threshold, hard reset) in int64 — bit-identical to Lava's fixed-point LIF.
+* ``exact=False`` is the float twin: the same equations in float32 without rounding, wrap or
+  saturation; decays and threshold may be non-integer; ``reset="subtract"`` is available there.
+
+Only the neuron recurrence loops over time. An optional recurrent weight matrix (Lava's one-step
+delayed recurrent Dense) is applied inside the loop. The backward pass is BPTT through the linear
+CUBA filter with the chosen surrogate for dS/dv, straight-through for rounding, and the reset
+treated as a constant (its mask gates the voltage path).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+
+from snnhw import loihi
+from snnhw.core.surrogate import Surrogate
+
+
+class CubaParams(NamedTuple):
+    """Neuron parameters of one population, in netx units.
+
+    ``i_decay``/``v_decay`` in [0, 4096] (factor (4096 - d)/4096 per step), ``vth_mant`` the threshold
+    mantissa (effective threshold ``vth_mant * 64``), ``reset`` "zero" (chip) or "subtract" (float only).
+    """
+
+    i_decay: float
+    v_decay: float
+    vth_mant: float
+    reset: str = "zero"
+
+
+class CubaTrace(NamedTuple):
+    """Per-step spikes, current and (post-reset) voltage, each [batch, time, neurons]."""
+
+    s: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+
+
+def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool):
+    """Forward recurrence. Returns spikes, pre-reset voltages (for the surrogate) and optional traces."""
+    B, T, N = a.shape
+    if exact:
+        ai = a.to(torch.int64)
+        b = torch.zeros(N, dtype=torch.int64) if bias is None else bias.detach().to(torch.int64)
+        u = torch.zeros(B, N, dtype=torch.int64)
+        v = torch.zeros(B, N, dtype=torch.int64)
+        fi, fv = loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay)
+        vth = loihi.effective_threshold(p.vth_mant)
+        wr = None if w_rec is None else w_rec.detach().to(torch.int64)
+        s_all = torch.zeros(B, T, N, dtype=torch.bool)
+        vpre_all = torch.zeros(B, T, N, dtype=torch.float32)
+        u_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
+        v_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
+        s_prev = None
+        for t in range(T):
+            at = ai[:, t]
+            if wr is not None and s_prev is not None:
+                at = loihi.sum_ports(at, loihi.dense_accumulate(s_prev.to(torch.int64), wr, rec_exp))
+            u, v = loihi.lif_integrate(at, u, v, fi, fv, b)
+            vpre_all[:, t] = v.to(torch.float32)  # pre-reset voltage, for the surrogate
+            s, v = loihi.lif_fire(v, vth)
+            s_all[:, t] = s
+            if record:
+                u_tr[:, t], v_tr[:, t] = u, v
+            s_prev = s
+        trace = CubaTrace(s_all, u_tr, v_tr) if record else None
+        return s_all.to(a.dtype if a.is_floating_point() else torch.float32), vpre_all, trace
+
+    # float twin
+    a = a.detach().to(torch.float32)
+    b = torch.zeros(N) if bias is None else bias.detach().to(torch.float32)
+    alpha = 1.0 - float(p.i_decay) / loihi.DECAY_UNITY
+    beta = 1.0 - float(p.v_decay) / loihi.DECAY_UNITY
+    vth = float(p.vth_mant) * (1 << loihi.VTH_SHIFT)
+    gain = float(1 << loihi.ACT_SHIFT)
+    wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** rec_exp)
+    u = torch.zeros(B, N)
+    v = torch.zeros(B, N)
+    s_all = torch.zeros(B, T, N)
+    vpre_all = torch.zeros(B, T, N)
+    u_tr = torch.zeros(B, T, N) if record else None
+    v_tr = torch.zeros(B, T, N) if record else None
+    s = None
+    for t in range(T):
+        at = a[:, t]
+        if wr is not None and s is not None:
+            at = at + s @ wr.t()
+        u = alpha * u + gain * at
+        v = beta * v + u + b
+        s = (v > vth).to(torch.float32)
+        vpre_all[:, t] = v
+        v = v - vth * s if p.reset == "subtract" else v * (1 - s)
+        s_all[:, t] = s
+        if record:
+            u_tr[:, t], v_tr[:, t] = u, v
+    trace = CubaTrace(s_all, u_tr, v_tr) if record else None
+    return s_all, vpre_all, trace
+
+
+class _CubaLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
+        s, vpre, _ = _run(a, bias, w_rec, rec_exp, p, exact, record=False)
+        ctx.save_for_backward(s, vpre, w_rec)
+        ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
+        ctx.has_bias = bias is not None
+        return s
+
+    @staticmethod
+    def backward(ctx, grad_s):
+        s, vpre, w_rec = ctx.saved_tensors
+        p: CubaParams = ctx.p
+        alpha = 1.0 - float(p.i_decay) / loihi.DECAY_UNITY
+        beta = 1.0 - float(p.v_decay) / loihi.DECAY_UNITY
+        theta = max(float(p.vth_mant) * (1 << loihi.VTH_SHIFT), 1.0)
+        gain = float(1 << loihi.ACT_SHIFT)
+        sg = ctx.surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
+        keep = torch.ones_like(s) if p.reset == "subtract" else 1.0 - s
+        B, T, N = s.shape
+        ga = torch.zeros_like(vpre)
+        gbias = torch.zeros(N)
+        gv = torch.zeros(B, N)
+        gu = torch.zeros(B, N)
+        ga_next = None
+        wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** ctx.rec_exp)
+        for t in range(T - 1, -1, -1):
+            gs = grad_s[:, t]
+            if wr is not None and ga_next is not None:
+                gs = gs + ga_next @ wr
+            gv = gs * sg[:, t] + beta * keep[:, t] * gv
+            gu = gv + alpha * gu
+            ga_t = gain * gu
+            ga[:, t] = ga_t
+            gbias += gv.sum(0)
+            ga_next = ga_t
+        g_wrec = None
+        if w_rec is not None and ctx.needs_input_grad[2]:
+            g_wrec = (2.0 ** ctx.rec_exp) * torch.einsum("bto,bti->oi", ga[:, 1:], s[:, :-1])
+        return ga, (gbias if ctx.has_bias else None), g_wrec, None, None, None, None
+
+
+def cuba_lif(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Tensor] = None, *,
+             w_rec: Optional[torch.Tensor] = None, rec_exp: int = 0, exact: bool = True,
+             surrogate: Surrogate = Surrogate()) -> torch.Tensor:
+    """Spikes [B, T, N] (float 0/1) of a CUBA LIF population driven by synaptic input ``a``.
+
+    ``a`` is what the neuron receives at each step (already delayed by the Dense pipeline), in weight
+    units; ``bias`` is the effective bias ``B`` added to v every step (state units); ``w_rec`` an
+    optional recurrent weight matrix [N, N] (effective mantissas, applied with ``rec_exp`` and a
+    one-step delay). Differentiable in ``a``, ``bias`` and ``w_rec``.
+    """
+    if params.reset not in ("zero", "subtract"):
+        raise ValueError(f"reset must be 'zero' or 'subtract', not '{params.reset}'")
+    if exact and params.reset != "zero":
+        raise ValueError("the Loihi-exact neuron resets v to 0; subtractive reset exists only in float")
+    return _CubaLIF.apply(a, bias, w_rec, params, int(rec_exp), bool(exact), surrogate)
+
+
+def cuba_lif_trace(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Tensor] = None, *,
+                   w_rec: Optional[torch.Tensor] = None, rec_exp: int = 0,
+                   exact: bool = True) -> CubaTrace:
+    """Like :func:`cuba_lif` without gradients, returning spikes and the u, v traces per step.
+
+    The v trace is the post-reset value (0 at spike steps), as Lava's Monitor reads it.
+    """
+    with torch.no_grad():
+        _, _, trace = _run(a, bias, w_rec, int(rec_exp), params, exact, record=True)
+    return trace

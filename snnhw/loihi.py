@@ -1,0 +1,318 @@
+"""Loihi 2 integer semantics, as lava-nc 0.10.0's fixed-point models compute them.
+
+This module is the one place where snnhw knows how the chip rounds, wraps and saturates. Training
+(:mod:`snnhw.core`), simulation, export (:mod:`snnhw.io`) and initialization all call it; nothing
+else re-implements these rules. Every rule below is proven against Lava by the differential tests in
+``tests/test_lava_differential.py``; the citations are to ``../shared/reference/loihi2_fixed_point.md``.
+
+Units
+-----
+All quantities are integers in the chip's own units:
+
+* ``u`` (synaptic current) and ``v`` (membrane voltage): 24-bit signed state. A synaptic input ``a``
+  enters ``u`` as ``a << 6`` (MSB alignment).
+* decays in **netx units** (what lava-dl writes as ``iDecay``/``vDecay``): an integer ``d`` in
+  [0, 4096] multiplies the state by ``(4096 - d) / 4096`` each step, rounding toward zero. Lava's
+  ``LIF`` stores the current decay as ``du = iDecay - 1`` (it adds 1 internally) and the voltage decay
+  as ``dv = vDecay``; see :func:`lava_du` / :func:`lava_dv`.
+* threshold mantissa ``vth`` (17 bits, unsigned): a neuron spikes when ``v > vth << 6`` (strict).
+* bias: mantissa (13-bit signed) and exponent; ``B = mant << exp`` (floor for a negative exponent),
+  added to ``v`` on **every** step, the first included. netx always uses ``exp = 6``.
+* weights: 8-bit mantissas as Lava's Dense holds them ("8-bit full-scale" units, in [-256, 255])
+  with a per-Dense exponent applied to the **sum** (floor for negative exponents).
+
+Ranges (checked by :func:`check_range`, one-line errors naming the parameter)
+------------------------------------------------------------------------------
+=================  ================  =====================================================
+parameter          range             note
+=================  ================  =====================================================
+``i_decay``        0 .. 4096         netx iDecay; Lava du = i_decay - 1 (netx writes du=-1)
+``v_decay``        0 .. 4096         netx vDecay; Lava dv = v_decay (netx writes dv=4096)
+``vth_mant``       0 .. 131071       17-bit unsigned; effective threshold vth << 6
+``bias_mant``      -4096 .. 4095     13-bit signed
+``bias_exp``       0 .. 7            3-bit unsigned (netx writes 6)
+``weight``         -256 .. 255       8-bit mantissa plus sign bit, as Lava's Dense clips
+``weight_exp``     -8 .. 7           exponent on the accumulated sum
+``num_weight_bits``1 .. 8            low bits cleared by Lava's Dense
+=================  ================  =====================================================
+
+The 12-bit chip registers hold 0..4095; the value 4096 in the decay columns is what lava-dl/netx write
+(``iDecay = 0`` becomes ``du = -1``; ``vDecay = 4096`` makes ``v = u + B``), and Lava runs it.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+# ------------------------------------------------------------------------------------------------
+# Bit widths and constants (lava/proc/lif/models.py l.94-108)
+# ------------------------------------------------------------------------------------------------
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT  # 4096
+STATE_BITS = 24
+MAX_UV = 1 << (STATE_BITS - 1)  # 2**23
+V_LIMIT = MAX_UV - 1  # v saturates at +-(2**23 - 1)
+ACT_SHIFT = 6  # synaptic input a << 6 enters u
+VTH_SHIFT = 6  # threshold mantissa << 6
+NETX_BIAS_EXP = 6  # netx writes bias_exp = 6: a bias of 1 equals one weight unit
+CURRENT_DECAY_OFFSET = 1  # Lava's ds_offset: the current uses du + 1
+
+RANGES = {
+    "i_decay": (0, DECAY_UNITY),
+    "v_decay": (0, DECAY_UNITY),
+    "vth_mant": (0, (1 << 17) - 1),
+    "bias_mant": (-(1 << 12), (1 << 12) - 1),
+    "bias_exp": (0, 7),
+    "weight": (-256, 255),
+    "weight_exp": (-8, 7),
+    "num_weight_bits": (1, 8),
+}
+
+
+class RangeError(ValueError):
+    """A parameter lies outside the chip's legal range. The message is one line."""
+
+
+def check_range(name: str, value, where: str = "") -> None:
+    """Raise :class:`RangeError` unless every element of ``value`` is an integer in ``RANGES[name]``."""
+    lo, hi = RANGES[name]
+    arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    prefix = f"{where}: " if where else ""
+    if arr.size == 0:
+        return
+    if not np.all(np.isfinite(arr.astype(np.float64))):
+        raise RangeError(f"{prefix}{name} contains NaN or infinity; legal range is integers {lo}..{hi}")
+    if not np.all(np.equal(np.mod(arr.astype(np.float64), 1.0), 0.0)):
+        raise RangeError(f"{prefix}{name} must be integer-valued; legal range is {lo}..{hi}")
+    amin, amax = arr.min(), arr.max()
+    if amin < lo or amax > hi:
+        bad = amin if amin < lo else amax
+        raise RangeError(f"{prefix}{name} = {int(bad)} is outside the legal range {lo}..{hi}")
+
+
+def lava_du(i_decay: int) -> int:
+    """Lava LIF ``du`` for a netx current decay (netx: ``du = iDecay - 1``)."""
+    return int(i_decay) - CURRENT_DECAY_OFFSET
+
+
+def lava_dv(v_decay: int) -> int:
+    """Lava LIF ``dv`` for a netx voltage decay (identity)."""
+    return int(v_decay)
+
+
+def decay_factor(decay: int) -> int:
+    """Multiplier (out of 4096) that a netx-unit decay applies per step."""
+    return DECAY_UNITY - int(decay)
+
+
+# ------------------------------------------------------------------------------------------------
+# Integer primitives on torch int64 tensors
+# ------------------------------------------------------------------------------------------------
+def i32(x: torch.Tensor) -> torch.Tensor:
+    """C-cast to int32 (two's-complement wrap), kept in int64. Lava's channels and int32 adds do this."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def wrap24(x: torch.Tensor) -> torch.Tensor:
+    """Lava's one-shot 24-bit wrap of u (models.py l.161-170): result in (-2**23, 2**23], not a modulo.
+
+    ``x > 2**23`` becomes ``x - 2**24``; otherwise ``x <= -2**23`` becomes ``x + 2**24``. Values above
+    ``3 * 2**23`` stay out of range until the next step, exactly as in Lava.
+    """
+    y = torch.where(x > MAX_UV, x - 2 * MAX_UV, x)
+    return torch.where(y <= -MAX_UV, x + 2 * MAX_UV, y)
+
+
+def saturate_v(x: torch.Tensor) -> torch.Tensor:
+    """Clip v to +-(2**23 - 1) (models.py l.186)."""
+    return x.clamp(-V_LIMIT, V_LIMIT)
+
+
+def decay(x: torch.Tensor, factor) -> torch.Tensor:
+    """``trunc0(x * factor / 4096)``: the decay rounds toward zero (sign-magnitude shift)."""
+    p = x * factor
+    return torch.sign(p) * (p.abs() >> DECAY_SHIFT)
+
+
+def shift_floor(x: torch.Tensor, exp) -> torch.Tensor:
+    """``x << exp`` for exp > 0, else arithmetic ``x >> -exp`` (floor). Used for weight_exp on the sum
+    and for bias_exp."""
+    if isinstance(exp, torch.Tensor):
+        return torch.where(exp > 0, x << exp.clamp(min=0), x >> (-exp).clamp(min=0))
+    exp = int(exp)
+    return x << exp if exp > 0 else x >> -exp
+
+
+def effective_bias(bias_mant, bias_exp) -> torch.Tensor:
+    """``bias_mant << bias_exp`` (floor shift for negative exponents), computed in int32 as Lava does."""
+    m = torch.as_tensor(bias_mant, dtype=torch.int64)
+    e = torch.as_tensor(bias_exp, dtype=torch.int64)
+    return i32(shift_floor(m, e))
+
+
+def effective_threshold(vth_mant: int) -> int:
+    """``vth << 6``; a neuron spikes when ``v > effective_threshold`` (strict)."""
+    return int(vth_mant) << VTH_SHIFT
+
+
+def lif_integrate(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, i_factor: int, v_factor: int,
+                  bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Sub-threshold update of Lava's fixed-point LIF (``subthr_dynamics``), int64 tensors.
+
+    ``u = W24(int32(trunc0(u*i_factor/4096) + int32(a << 6)))``;
+    ``v = clip(int32(trunc0(v*v_factor/4096) + u + bias), +-(2**23-1))``.
+    Returns (u, v before the spike test).
+    """
+    u = wrap24(i32(decay(u, i_factor) + i32(a << ACT_SHIFT)))
+    v = saturate_v(i32(decay(v, v_factor) + u + bias))
+    return u, v
+
+
+def lif_fire(v: torch.Tensor, vth: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Strict threshold ``v > vth`` (vth already ``<< 6``) and hard reset of v only. Returns (s, v)."""
+    s = v > vth
+    return s, torch.where(s, torch.zeros_like(v), v)
+
+
+def lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, i_factor: int, v_factor: int,
+             bias: torch.Tensor, vth: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Lava's fixed-point LIF (``PyLifModelBitAcc.run_spk``), all int64 tensors.
+
+    Args:
+        a: synaptic input received this step (int32 range), shape [..., N].
+        u, v: state after the previous step.
+        i_factor, v_factor: ``4096 - i_decay`` and ``4096 - v_decay``.
+        bias: effective bias ``B`` (already shifted), broadcastable to [..., N].
+        vth: effective threshold ``vth_mant << 6``.
+    Returns:
+        (spikes as bool, u, v after the hard reset of v).
+    """
+    u, v = lif_integrate(a, u, v, i_factor, v_factor, bias)
+    s, v = lif_fire(v, vth)
+    return s, u, v
+
+
+def sum_ports(*a: torch.Tensor) -> torch.Tensor:
+    """Several ports into one InPort are summed in int32 (``PyInPortVectorDense.recv``)."""
+    total = a[0]
+    for x in a[1:]:
+        total = total + x
+    return i32(total)
+
+
+# ------------------------------------------------------------------------------------------------
+# Dense synapse (lava/proc/dense/models.py + lava/utils/weightutils.py)
+# ------------------------------------------------------------------------------------------------
+class SignMode(enum.IntEnum):
+    """Lava's synapse sign modes (lava.utils.weightutils.SignMode values)."""
+
+    NULL = 0
+    MIXED = 1
+    EXCITATORY = 2
+    INHIBITORY = 3
+
+
+def determine_sign_mode(w: np.ndarray) -> SignMode:
+    """Lava's rule on the int weights: min >= 0 excitatory, else max <= 0 inhibitory, else mixed."""
+    if np.min(w) >= 0:
+        return SignMode.EXCITATORY
+    if np.max(w) <= 0:
+        return SignMode.INHIBITORY
+    return SignMode.MIXED
+
+
+def dense_effective_weights(weights, num_weight_bits: int = 8,
+                            sign_mode: Optional[SignMode] = None) -> Tuple[np.ndarray, SignMode]:
+    """The weights Lava's fixed-point Dense actually multiplies with.
+
+    Float weights are truncated toward zero (the int32 Var), the sign mode is derived from the int
+    weights unless given, the weights are clipped to the mode's 8-bit range (mixed [-256, 255],
+    excitatory [0, 255], inhibitory [-255, 0]) and their ``8 - num_weight_bits + mixed`` low bits are
+    cleared by flooring (inhibitory: on the magnitude). With the default 8 bits, a mixed matrix loses
+    its LSB (3 -> 2, -3 -> -4).
+    """
+    w = np.trunc(np.asarray(weights, dtype=np.float64)).astype(np.int64)
+    mode = SignMode(sign_mode) if sign_mode else determine_sign_mode(w)
+    mixed = int(mode == SignMode.MIXED)
+    if mode == SignMode.INHIBITORY:
+        w = -w
+    w = np.clip(w, -256 * mixed, 255)
+    nt = 8 - int(num_weight_bits) + mixed
+    if nt < 0:
+        raise RangeError(f"num_weight_bits = {num_weight_bits} leaves a negative truncation ({nt} bits)")
+    w = (w >> nt) << nt
+    if mode == SignMode.INHIBITORY:
+        w = -w
+    return w, mode
+
+
+def netx_optimize_weight_bits(weight: np.ndarray) -> Tuple[np.ndarray, int, int, SignMode]:
+    """lava-dl 0.6.0's ``netx.utils.optimize_weight_bits``: the re-encoding netx applies to file weights.
+
+    Returns (encoded weights, num_weight_bits, weight_exp, netx's sign mode). netx does not pass the
+    sign mode on to Dense, which re-derives it. An all-zero matrix makes netx raise OverflowError; we
+    raise a one-line :class:`RangeError` instead.
+    """
+    w = np.asarray(weight).astype(np.int64)
+    wmax, wmin = int(np.max(w)), int(np.min(w))
+    if wmax == 0 and wmin == 0:
+        raise RangeError("all-zero weight matrix: lava-dl netx 0.6.0 cannot encode it (OverflowError)")
+    if (wmax > 254 and wmin < 0) or (wmin < -256 and wmax > 0):
+        w = np.clip(w, -256, 254)  # netx prints a warning and clips
+        wmax, wmin = int(np.max(w)), int(np.min(w))
+    if wmax < 0:
+        mode, signed = SignMode.INHIBITORY, 0
+        scale = -256 / wmin
+    elif wmin >= 0:
+        mode, signed = SignMode.EXCITATORY, 0
+        scale = 255 / wmax
+    else:
+        mode, signed = SignMode.MIXED, 1
+        pos = 127 / wmax if wmax != 0 else np.inf
+        scale = min(pos, -128 / wmin)
+    scale_bits = int(np.floor(np.log2(scale))) + signed
+    n = 8
+    while n > 0 and np.sum(np.abs(w / 2 ** n - np.round(w / 2 ** n))) != 0:
+        n -= 1
+    n -= signed
+    if scale_bits < 0:
+        raise RangeError(f"weights in [{wmin}, {wmax}] exceed the 8-bit range netx can encode")
+    return w << scale_bits, int(8 - scale_bits - n), int(-scale_bits), mode
+
+
+def exact_matmul(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Integer ``s @ w.T`` (int64 result), through float BLAS where that is provably exact.
+
+    float32 holds integers exactly below 2**24, float64 below 2**53; the bound used is
+    ``max|s| * max|w| * N_in``. Beyond both, an int64 matmul is used.
+    """
+    if s.numel() == 0 or w.numel() == 0:
+        return torch.zeros(*s.shape[:-1], w.shape[0], dtype=torch.int64)
+    bound = float(s.abs().max()) * float(w.abs().max()) * s.shape[-1]
+    if bound < 2 ** 24:
+        return torch.matmul(s.to(torch.float32), w.t().to(torch.float32)).round().to(torch.int64)
+    if bound < 2 ** 53:
+        return torch.matmul(s.to(torch.float64), w.t().to(torch.float64)).round().to(torch.int64)
+    return torch.matmul(s.to(torch.int64), w.t().to(torch.int64))
+
+
+def dense_accumulate(s: torch.Tensor, w_eff: torch.Tensor, weight_exp: int) -> torch.Tensor:
+    """``int32(floor((s @ W_eff.T) * 2**weight_exp))`` for every time step at once.
+
+    ``s``: [..., T, N_in] (0/1 spikes or graded integer payloads); ``w_eff``: [N_out, N_in] effective
+    integer weights. The exponent acts on the sum, with floor rounding; the result is C-cast to int32
+    as Lava's channel does when Dense sends it. Returns int64.
+    """
+    return i32(shift_floor(exact_matmul(s, w_eff), weight_exp))
+
+
+def delay_one_step(a: torch.Tensor, dim: int = -2) -> torch.Tensor:
+    """Lava's Dense sends the previous step's accumulation: a[t] <- a[t-1], a[0] = 0 (along ``dim``)."""
+    out = torch.zeros_like(a)
+    n = a.shape[dim]
+    if n > 1:
+        out.narrow(dim, 1, n - 1).copy_(a.narrow(dim, 0, n - 1))
+    return out

@@ -1,0 +1,5 @@
+import os
+import warnings
+
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+warnings.filterwarnings("ignore")
