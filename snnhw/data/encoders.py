@@ -1,0 +1,83 @@
+"""Spike encoders: features -> binary spikes [samples, steps, channels] (what the chip receives).
+
+Every encoder is deterministic given its arguments (``rate`` seeds a generator per sample from
+``seed`` and the sample's index), so the same sample always becomes the same spikes, in every
+process and epoch; the verification inputs written to a run directory are exactly these spikes.
+
+* ``regular``  — static features in [0, 1]: a deterministic rate code. Channel value ``p`` spikes at
+  step t iff ``floor((t + 1) p + 1/2) > floor(t p + 1/2)``, i.e. round(T p) spikes, evenly spaced.
+* ``rate``     — static features in [0, 1]: Bernoulli(p) per step (Poisson-like), seeded per sample.
+* ``latency``  — static features in [0, 1]: one spike at step ``round((1 - p) (T - 1))`` if ``p > 0.1``.
+* ``thermometer`` — series [samples, L] (e.g. mnist1d): step t carries series value ``x[t * L // T]``
+  as ``levels`` binary channels; channel k is on iff the value exceeds level k (levels evenly spaced
+  between ``lo`` and ``hi``).
+* ``events``   — already-binned event frames [samples, steps, channels] (tonic datasets); counts
+  become single spikes (``count > 0``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+ENCODINGS = ("regular", "rate", "latency", "thermometer", "events")
+
+
+@dataclass
+class Encoder:
+    """Turns feature rows into spikes. ``levels``, ``lo``, ``hi`` are used by ``thermometer`` only."""
+
+    name: str
+    steps: int
+    seed: int = 0
+    levels: int = 16
+    lo: float = 0.0
+    hi: float = 1.0
+
+    def __post_init__(self):
+        if self.name not in ENCODINGS:
+            raise ValueError(f"unknown encoding '{self.name}'; choose one of {', '.join(ENCODINGS)}")
+        if int(self.steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+    def channels(self, n_features: int) -> int:
+        return n_features * self.levels if self.name == "thermometer" else n_features
+
+    def __call__(self, x: np.ndarray, index: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Spikes as float32 0/1, [samples, steps, channels]. ``index`` = dataset indices (rate seeds)."""
+        x = np.asarray(x)
+        T = int(self.steps)
+        if self.name == "events":
+            if x.ndim != 3:
+                raise ValueError(f"event frames must be [samples, steps, channels], got {x.shape}")
+            if x.shape[1] != T:
+                raise ValueError(f"event frames have {x.shape[1]} steps, the recipe says {T}")
+            return torch.as_tensor(x > 0, dtype=torch.float32)
+        x = x.reshape(x.shape[0], -1).astype(np.float64)
+        if self.name == "thermometer":
+            L = x.shape[1]
+            tidx = (np.arange(T) * L) // T
+            vals = x[:, tidx]  # [N, T]
+            lv = np.linspace(self.lo, self.hi, self.levels + 2)[1:-1]
+            return torch.as_tensor(vals[:, :, None] > lv[None, None, :], dtype=torch.float32)
+        p = np.clip(x, 0.0, 1.0)
+        if self.name == "regular":
+            t = np.arange(T, dtype=np.float64)[None, :, None]
+            s = np.floor((t + 1) * p[:, None, :] + 0.5) > np.floor(t * p[:, None, :] + 0.5)
+            return torch.as_tensor(s, dtype=torch.float32)
+        if self.name == "latency":
+            s = np.zeros((x.shape[0], T, x.shape[1]), dtype=bool)
+            when = np.rint((1.0 - p) * (T - 1)).astype(np.int64)
+            n_idx, c_idx = np.nonzero(p > 0.1)
+            s[n_idx, when[n_idx, c_idx], c_idx] = True
+            return torch.as_tensor(s, dtype=torch.float32)
+        # rate
+        if index is None:
+            raise ValueError("the rate encoder needs the samples' dataset indices")
+        out = np.empty((x.shape[0], T, x.shape[1]), dtype=bool)
+        for row, i in enumerate(index):
+            rng = np.random.default_rng([int(self.seed), int(i)])
+            out[row] = rng.random((T, x.shape[1])) < p[row][None, :]
+        return torch.as_tensor(out, dtype=torch.float32)
