@@ -1,0 +1,1 @@
+"""File formats snnhw reads and writes (:mod:`snnhw.io.netx`: lava-dl netx HDF5)."""
