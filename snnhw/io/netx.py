@@ -185,6 +185,20 @@ def _encode(w: np.ndarray, where: str) -> Tuple[np.ndarray, int, int]:
     return enc, nbits, wexp
 
 
+def _lava_dense_weights(enc: np.ndarray, nbits: int) -> np.ndarray:
+    """What Lava's Dense makes of netx's encoded weights (sign mode re-derived by Lava).
+
+    One netx quirk is handled here: netx calls an all-non-positive matrix that contains a 0 MIXED and
+    may give it 9 weight bits, while Lava's Dense calls it INHIBITORY and truncates by
+    ``8 - 9 = -1`` bits; numpy's shift by a negative count turns every magnitude into 0, so the
+    layer runs with all-zero weights (checked against Lava in tests/test_netx.py).
+    """
+    mode = loihi.determine_sign_mode(enc)
+    if 8 - int(nbits) + int(mode == loihi.SignMode.MIXED) < 0:
+        return np.zeros_like(enc, dtype=np.int64)
+    return loihi.dense_effective_weights(enc, nbits)[0].astype(np.int64)
+
+
 def _lava_bias(raw: np.ndarray, n_out: int, where: str) -> np.ndarray:
     """int -> int32 (netx ``astype(np.int32)``) -> int16 (Lava's ``bias_mant`` Var): C-cast wraps."""
     b = raw.astype(np.int32).astype(np.int16).astype(np.int64)
@@ -226,11 +240,11 @@ def _read_dense(g: h5py.Group, where: str, name: str, rec: bool) -> Dense:
     n_in = w.shape[1]
     if rec:
         enc, nbits, wexp = _encode(np.hstack((w, w_rec)), where)
-        eff, _ = loihi.dense_effective_weights(enc[:, :n_in], nbits)
-        eff_rec, _ = loihi.dense_effective_weights(enc[:, n_in:], nbits)
+        eff = _lava_dense_weights(enc[:, :n_in], nbits)
+        eff_rec = _lava_dense_weights(enc[:, n_in:], nbits)
     else:
         enc, nbits, wexp = _encode(w, where)
-        eff, _ = loihi.dense_effective_weights(enc, nbits)
+        eff = _lava_dense_weights(enc, nbits)
         eff_rec = None
     bias = _lava_bias(_read_int_array(g, "bias", where), n_out, where) if "bias" in g else None
     return Dense(name=name, weight=eff.astype(np.int64), neuron=neuron, weight_exp=int(wexp),
@@ -335,7 +349,7 @@ def _check_encoding(parts: List[np.ndarray], where: str) -> None:
     sb = -wexp
     col = 0
     for part in parts:
-        eff, _ = loihi.dense_effective_weights(enc[:, col:col + part.shape[1]], nbits)
+        eff = _lava_dense_weights(enc[:, col:col + part.shape[1]], nbits)
         want = part << sb
         if not np.array_equal(eff, want):
             idx = np.argwhere(eff != want)[0]
