@@ -4,12 +4,14 @@ Every layer is a synapse followed by a CUBA LIF population, in Lava's order ``De
 converts to and from the matching :mod:`snnhw.spec` layer. Units are the chip's (:mod:`snnhw.loihi`):
 
 * ``weight`` (a float ``nn.Parameter``) is held in **mantissa units**. On a quantized layer the forward
-  uses ``quantize_weight(weight)``: rounded to the nearest **even** integer and clamped to
-  ``[-WEIGHT_MANT_MAX, WEIGHT_MANT_MAX] = [-254, 254]`` (8-bit signed mantissas with the LSB Lava's
-  mixed-sign Dense clears; -256 is left out because an all-negative matrix holding it is altered by
-  Lava's inhibitory sign mode and netx's re-encoding). The backward is straight-through inside the
-  range and zero outside.
-* ``weight_exp`` (int, -8..7) scales the accumulated sum by ``2**weight_exp`` with floor rounding
+  uses ``quantize_weight(weight, weight_exp)``: rounded to the nearest point of :func:`weight_grid`
+  (even integers, multiples of ``2**-weight_exp`` for a negative exponent) clamped to at most
+  ``WEIGHT_MANT_MAX = 254`` (8-bit signed mantissas with the LSB Lava's mixed-sign Dense clears;
+  -256 is left out because an all-negative matrix holding it is altered by Lava's inhibitory sign
+  mode and netx's re-encoding). The backward is straight-through inside the range and zero outside.
+  Every grid point is also exactly storable in a lava-dl netx file.
+* ``weight_exp`` (int, -8..0 while training; a positive exponent from an init is folded into the
+  weights) scales the accumulated sum by ``2**weight_exp`` with floor rounding
   (:func:`snnhw.loihi.dense_accumulate`); the floor is straight-through in the backward.
 * the synaptic input reaches the neurons one step late (:func:`snnhw.loihi.delay_one_step`).
 * neurons: :func:`snnhw.core.neuron.cuba_lif` with ``exact=True`` (integer, bit-identical to Lava) on
@@ -40,26 +42,39 @@ WEIGHT_MANT_MAX = 254  # largest trained |mantissa| (even); see module docstring
 BIAS_MANT_RANGE = loihi.RANGES["bias_mant"]
 
 
-class _RoundEvenClamp(torch.autograd.Function):
-    """Nearest even integer in [-lim, lim]; straight-through inside the range, zero gradient outside."""
+class _RoundGridClamp(torch.autograd.Function):
+    """Nearest multiple of ``step`` in [-lim, lim]; straight-through inside the range, zero outside."""
 
     @staticmethod
-    def forward(ctx, w, lim):
+    def forward(ctx, w, step, lim):
         ctx.save_for_backward(w)
         ctx.lim = lim
-        return (torch.round(w / 2) * 2).clamp(-lim, lim)
+        return (torch.round(w / step) * step).clamp(-lim, lim)
 
     @staticmethod
     def backward(ctx, g):
         (w,) = ctx.saved_tensors
         inside = (w.abs() <= ctx.lim + 1).to(g.dtype)
-        return g * inside, None
+        return g * inside, None, None
 
 
-def quantize_weight(w: torch.Tensor, lim: int = WEIGHT_MANT_MAX) -> torch.Tensor:
-    """Legal Loihi mixed-sign weight mantissas (even integers in [-lim, lim]) with a straight-through
-    gradient."""
-    return _RoundEvenClamp.apply(w, lim)
+def weight_grid(weight_exp: int) -> Tuple[int, int]:
+    """(step, limit) of the trainable mantissa grid for a layer with ``weight_exp`` (<= 0).
+
+    Mantissas are multiples of ``step = max(2, 2**-weight_exp)`` in ``[-limit, limit]``: even (Lava's
+    mixed-sign Dense clears the LSB) and, for a negative exponent, multiples of ``2**-weight_exp`` so
+    that ``weight * 2**weight_exp`` is an integer — a netx file stores exactly these integers (it has
+    no exponent), and ``floor(sum * 2**weight_exp)`` then loses nothing. ``limit`` is the largest such
+    multiple <= 254.
+    """
+    step = max(2, 1 << max(0, -int(weight_exp)))
+    return step, (WEIGHT_MANT_MAX // step) * step
+
+
+def quantize_weight(w: torch.Tensor, weight_exp: int = 0) -> torch.Tensor:
+    """Legal Loihi mixed-sign weight mantissas on :func:`weight_grid` with a straight-through gradient."""
+    step, lim = weight_grid(weight_exp)
+    return _RoundGridClamp.apply(w, step, lim)
 
 
 def quantize_bias(b: torch.Tensor) -> torch.Tensor:
@@ -104,8 +119,19 @@ class _SpikingLayer(nn.Module):
         n.vth_mant = int(min(max(round(float(n.vth_mant)), lo), hi))
         n.i_decay = int(min(max(round(float(n.i_decay)), 0), loihi.DECAY_UNITY))
         n.v_decay = int(min(max(round(float(n.v_decay)), 0), loihi.DECAY_UNITY))
-        lo, hi = loihi.RANGES["weight_exp"]
-        self.weight_exp = int(min(max(int(self.weight_exp), lo), hi))
+        self.weight_exp = self._legal_exp("weight", self.weight_exp)
+
+    def _legal_exp(self, name: str, exp) -> int:
+        """Clamp an exponent to -8..0. A positive exponent is folded into the float weights (same
+        effective weights), because a netx file cannot hold effective weights beyond 8 bits."""
+        exp = int(exp)
+        p = getattr(self, name, None)
+        if exp > 0 and isinstance(p, nn.Parameter):
+            with torch.no_grad():
+                p.mul_(float(2 ** exp))
+            exp = 0
+        lo = loihi.RANGES["weight_exp"][0]
+        return int(min(max(exp, lo), 0)) if isinstance(p, nn.Parameter) else int(min(max(exp, lo), loihi.RANGES["weight_exp"][1]))
 
     def effective_bias(self, per_channel: int = 1) -> Optional[torch.Tensor]:
         """Bias added to v every step, in state units (``bias_mant << 6``), or None."""
@@ -132,17 +158,19 @@ class _SpikingLayer(nn.Module):
     def clamp_parameters_(self) -> None:
         """Keep the float shadow weights near the legal grid (called after each optimizer step)."""
         with torch.no_grad():
-            for name in ("weight", "weight_rec"):
+            for name, exp in (("weight", self.weight_exp), ("weight_rec", getattr(self, "rec_exp", 0))):
                 p = getattr(self, name, None)
                 if isinstance(p, nn.Parameter) and self.quantized:
-                    p.clamp_(-WEIGHT_MANT_MAX - 1, WEIGHT_MANT_MAX + 1)
+                    lim = weight_grid(exp)[1]
+                    p.clamp_(-lim - 1, lim + 1)
             b = getattr(self, "bias", None)
             if isinstance(b, nn.Parameter) and self.quantized:
                 b.clamp_(BIAS_MANT_RANGE[0] - 0.5, BIAS_MANT_RANGE[1] + 0.5)
 
     def _weights(self, name: str = "weight") -> torch.Tensor:
         p = getattr(self, name)
-        return quantize_weight(p) if self.quantized else p
+        exp = self.weight_exp if name == "weight" else self.rec_exp
+        return quantize_weight(p, exp) if self.quantized else p
 
     def _mant_array(self, name: str = "weight") -> np.ndarray:
         with torch.no_grad():
@@ -168,8 +196,7 @@ class SpikingDense(_SpikingLayer):
     def legalize_constants(self) -> None:
         super().legalize_constants()
         if self.quantized and hasattr(self, "rec_exp"):
-            lo, hi = loihi.RANGES["weight_exp"]
-            self.rec_exp = int(min(max(int(self.rec_exp), lo), hi))
+            self.rec_exp = self._legal_exp("weight_rec", self.rec_exp)
 
     @property
     def out_shape(self) -> Tuple[int, ...]:
