@@ -189,7 +189,8 @@ def _round_mantissas(m: np.ndarray) -> np.ndarray:
     return np.clip(r, -255, 255).astype(np.int64)
 
 
-def choose_scale(wmax: float, limits: Dict[str, float], *, fixed_exp: Optional[int] = None) -> Tuple[int, int]:
+def choose_scale(wmax: float, limits: Dict[str, float], *, fixed_exp: Optional[int] = None,
+                 max_exp: int = 7) -> Tuple[int, int]:
     """Pick (vth_mant s, weight_exp e) for a layer whose chip weights are ``s * w`` with ``max|w| = wmax``.
 
     ``limits`` are upper bounds on ``s`` from the chip (threshold 17 bits, u/v headroom, bias mantissa).
@@ -205,7 +206,7 @@ def choose_scale(wmax: float, limits: Dict[str, float], *, fixed_exp: Optional[i
         e = fixed_exp
     else:
         e = int(np.ceil(np.log2(max(s_cap * wmax / 254.0, 2.0 ** -30))))
-        e = int(np.clip(e, -8, 7))
+        e = int(np.clip(e, -8, max_exp))
     s = min(s_cap, 254.0 * 2.0 ** e / wmax)
     return max(1, int(np.floor(s))), e
 
