@@ -79,8 +79,6 @@ def _synaptic_input(st: Stage, s: torch.Tensor) -> torch.Tensor:
         a = F.conv2d(x, w, stride=st.stride, groups=c).reshape(B, T, -1)
     else:
         raise ValueError(f"stage {st.name}: no synapse")
-    if st.bias is not None:
-        a = a + torch.as_tensor(st.bias, dtype=torch.float64)
     return a
 
 
@@ -89,7 +87,8 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
                     upto: Optional[int] = None) -> RefResult:
     """Simulate ``model`` in float64 with NIR semantics (module docstring) on inputs ``x`` [B, T, n_in].
 
-    ``synapse_delay``: extra steps each synapse waits (0 = NIR; 1 = Loihi's Dense pipeline).
+    ``synapse_delay``: extra steps each synapse's spike input waits (0 = NIR; 1 = Loihi's Dense pipeline;
+    a constant Affine bias is present from step 0 either way).
     ``theta_scale``: optional per-neuron-stage threshold multipliers (used by the compensation).
     ``shared_decay``: replace per-neuron alpha/beta by their median (what a shared-decay chip does).
     ``upto``: stop after this many neuron stages.
@@ -112,6 +111,8 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
         if synapse_delay:
             a_all = torch.cat([torch.zeros(B, synapse_delay, a_all.shape[2], dtype=torch.float64),
                                a_all[:, :T - synapse_delay]], dim=1)
+        if st.bias is not None:  # a constant: present from step 0 (as Loihi's bias is), delay or not
+            a_all = a_all + torch.as_tensor(st.bias, dtype=torch.float64)
         t64 = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float64))  # noqa: E731
         alpha, beta = t64(nd.alpha), t64(nd.beta)
         if shared_decay:
