@@ -11,7 +11,7 @@ converts to and from the matching :mod:`snnhw.spec` layer. Units are the chip's 
   mode and netx's re-encoding). The backward is straight-through inside the range and zero outside.
   Every grid point is also exactly storable in a lava-dl netx file.
 * ``weight_exp`` (int, -8..0 while training; a positive exponent from an init is folded into the
-  weights) scales the accumulated sum by ``2**weight_exp`` with floor rounding
+  weights; conv layers always use 0, as Lava's Conv ignores it) scales the accumulated sum by ``2**weight_exp`` with floor rounding
   (:func:`snnhw.loihi.dense_accumulate`); the floor is straight-through in the backward.
 * the synaptic input reaches the neurons one step late (:func:`snnhw.loihi.delay_one_step`).
 * neurons: :func:`snnhw.core.neuron.cuba_lif` with ``exact=True`` (integer, bit-identical to Lava) on
@@ -241,6 +241,17 @@ class SpikingConv(_SpikingLayer):
         c = self.input_shape[0]
         self.weight = nn.Parameter(torch.zeros(int(out_channels), c, int(kernel), int(kernel)))
         self.bias = nn.Parameter(torch.zeros(int(out_channels))) if bias else None
+
+    def _legal_exp(self, name: str, exp) -> int:
+        """Conv layers always run with ``weight_exp = 0``: Lava's Conv process ignores the exponent.
+        Any exponent from an init is folded into the float weights (``w * 2**exp``)."""
+        exp = int(exp)
+        p = getattr(self, name, None)
+        if exp != 0 and isinstance(p, nn.Parameter):
+            with torch.no_grad():
+                p.mul_(float(2.0 ** exp))
+            return 0
+        return exp if not isinstance(p, nn.Parameter) else 0
 
     @property
     def out_shape(self) -> Tuple[int, int, int]:

@@ -11,6 +11,9 @@ process and epoch; the verification inputs written to a run directory are exactl
 * ``thermometer`` — series [samples, L] (e.g. mnist1d): step t carries series value ``x[t * L // T]``
   as ``levels`` binary channels; channel k is on iff the value exceeds level k (levels evenly spaced
   between ``lo`` and ``hi``).
+Every encoder appends ``pad`` all-zero steps (recipe ``data.pad_steps``), so that spikes of the last
+input step can travel through a deep network's one-step-per-layer pipeline before the sample ends.
+
 * ``events``   — already-binned event frames [samples, steps, channels] (tonic datasets); counts
   become single spikes (``count > 0``).
 """
@@ -35,6 +38,13 @@ class Encoder:
     levels: int = 16
     lo: float = 0.0
     hi: float = 1.0
+    pad: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        """Steps per sample as the chip runs it: ``steps`` encoded + ``pad`` silent steps appended
+        (each layer adds one step of pipeline delay; padding lets the last input reach the output)."""
+        return int(self.steps) + int(self.pad)
 
     def __post_init__(self):
         if self.name not in ENCODINGS:
@@ -46,8 +56,13 @@ class Encoder:
         return n_features * self.levels if self.name == "thermometer" else n_features
 
     def __call__(self, x: np.ndarray, index: Optional[Sequence[int]] = None) -> torch.Tensor:
-        """Spikes as float32 0/1, [samples, steps, channels]. ``index`` = dataset indices (rate seeds)."""
-        x = np.asarray(x)
+        """Spikes as float32 0/1, [samples, steps + pad, channels]. ``index`` = dataset indices (rate seeds)."""
+        s = self._encode(np.asarray(x), index)
+        if self.pad:
+            s = torch.cat([s, torch.zeros(s.shape[0], int(self.pad), s.shape[2])], dim=1)
+        return s
+
+    def _encode(self, x: np.ndarray, index) -> torch.Tensor:
         T = int(self.steps)
         if self.name == "events":
             if x.ndim != 3:

@@ -93,7 +93,7 @@ def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, bat
     sizes = np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()])
     pred = np.concatenate(preds)
     return {"accuracy": float(np.mean(pred == data.y_test[:n])), "n": int(n),
-            "rates": (rates / (sizes * n * encoder.steps)).tolist()}
+            "rates": (rates / (sizes * n * encoder.total_steps)).tolist()}
 
 
 class _Progress:
@@ -220,10 +220,10 @@ def train(model: SpikingNet, recipe: Dict, data: Dataset, encoder: Encoder, *, c
                     sum_loss += float(loss) * len(gidx)
                     seen += len(idx)
                     spike_sum += np.array([float(s.sum()) for s in spikes])
-                rates = spike_sum / (sizes * max(1, seen) * encoder.steps)
+                rates = spike_sum / (sizes * max(1, seen) * encoder.total_steps)
                 bar.update(epoch, epochs, sum_loss / max(1, seen), sum_correct / max(1, seen), rates)
             ev = evaluate(model, data, encoder, n=int(recipe["data"]["eval_samples"]), device=device)
-            rates = (spike_sum / (sizes * max(1, seen) * encoder.steps)).tolist()
+            rates = (spike_sum / (sizes * max(1, seen) * encoder.total_steps)).tolist()
             rec = {"epoch": epoch + 1, "loss": sum_loss / max(1, seen), "train_accuracy": sum_correct / max(1, seen),
                    "test_accuracy": ev["accuracy"], "rates": dict(zip(names, rates)),
                    "lr": float(sched.get_last_lr()[0] / opt.param_groups[0]["initial_lr"] * float(tr["lr"]))}

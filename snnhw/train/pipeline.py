@@ -65,7 +65,8 @@ def work_dir_for(out: str) -> str:
 
 def _encoder(recipe: Dict, seed: int) -> Encoder:
     d = recipe["data"]
-    return Encoder(d["encoding"], d["steps"], seed=seed, levels=d["levels"], lo=d["lo"], hi=d["hi"])
+    return Encoder(d["encoding"], d["steps"], seed=seed, levels=d["levels"], lo=d["lo"], hi=d["hi"],
+                   pad=d["pad_steps"])
 
 
 def _n_channels(data, enc: Encoder) -> int:
@@ -184,7 +185,7 @@ def run(opts: RunOptions, log: Callable[[str], None] = print, on_batch=None) -> 
 
     # ---- the trained network as a spec; the model's forward must equal simulate(spec) ----------
     spec = model.to_spec()
-    spec.metadata.update({"recipe": name, "target": target.name, "steps": recipe["data"]["steps"]})
+    spec.metadata.update({"recipe": name, "target": target.name, "steps": enc.total_steps})
     n_ver = min(int(recipe["data"]["verify_samples"]), len(data.y_test))
     idx = np.arange(n_ver)
     inputs = (enc(data.x_test[idx], index=idx + len(data.y_train)).numpy() != 0).astype(np.uint8)
@@ -284,7 +285,7 @@ def run(opts: RunOptions, log: Callable[[str], None] = print, on_batch=None) -> 
                                   "weight_exp": sl.weight_exp})
     spk = q_layers if target.quantized else [s.numpy() for s in f_layers]
     syn = synops(model, inputs, spk)
-    neuron_updates = sum(e["neurons"] for e in layers) * recipe["data"]["steps"]
+    neuron_updates = sum(e["neurons"] for e in layers) * enc.total_steps
     energy = target.energy_uJ(syn, neuron_updates)
 
     plot_files = plotting.all_plots(work, history=res.history, names=names,
@@ -297,7 +298,7 @@ def run(opts: RunOptions, log: Callable[[str], None] = print, on_batch=None) -> 
         "recipe": {"name": name, "description": recipe["recipe"]["description"], "resolved": recipe},
         "target": target.name, "seed": seed, "device": opts.device, "world_size": info.world,
         "dataset": {"name": data.name, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
-                    "steps": recipe["data"]["steps"], "encoding": recipe["data"]["encoding"],
+                    "steps": recipe["data"]["steps"], "pad_steps": recipe["data"]["pad_steps"], "encoding": recipe["data"]["encoding"],
                     "inputs": int(np.prod(shape))},
         "accuracy": {"float": ev_f["accuracy"], "quantized": ev_q["accuracy"] if ev_q else None,
                      "lava": ver["lava_accuracy"] if ver else None},

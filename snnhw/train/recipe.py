@@ -4,7 +4,8 @@ Sections and keys (anything else is a one-line error naming the key):
 
 ``[recipe]``  ``name``, ``description``.
 ``[data]``    ``dataset`` (see :data:`snnhw.data.DATASETS`), ``encoding`` (see
-              :data:`snnhw.data.ENCODINGS`), ``steps`` (time steps per sample), ``split_seed``,
+              :data:`snnhw.data.ENCODINGS`), ``steps`` (encoded time steps per sample), ``pad_steps``
+              (silent steps appended: the pipeline adds one step of delay per layer), ``split_seed``,
               ``verify_samples`` (test samples verified on Lava), ``eval_samples`` (test samples used
               for the per-epoch accuracy; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
@@ -36,7 +37,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 
 DEFAULTS: Dict[str, Dict] = {
     "recipe": {"name": "", "description": ""},
-    "data": {"dataset": "digits", "encoding": "regular", "steps": 16, "split_seed": 0, "verify_samples": 256,
+    "data": {"dataset": "digits", "encoding": "regular", "steps": 16, "split_seed": 0, "verify_samples": 256, "pad_steps": 0,
              "eval_samples": 0, "levels": 16, "lo": 0.0, "hi": 1.0, "duration_s": 0.0, "max_samples": 0},
     "model": {"layers": [], "bias": False},
     "neuron": {"i_decay": 1024, "v_decay": 128, "vth_mant": 0},

@@ -1,0 +1,107 @@
+"""Recipes: every shipped recipe parses and plans; bad input is one line, exit 2, and leaves no directory."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snnhw.cli import main
+from snnhw.targets import load_target
+from snnhw.train import build
+from snnhw.train.recipe import RecipeError, available_recipes, load_recipe, parse_recipe
+
+SHIPPED = ["digits_mlp", "digits_deep_mlp", "digits_cnn", "mnist1d_rsnn", "mnist_mlp", "fmnist_mlp",
+           "nmnist_mlp", "shd_rsnn"]
+INPUTS = {"digits": ((1, 8, 8), 64, 10), "mnist1d": ((40,), 16, 10), "mnist": ((1, 28, 28), 784, 10),
+          "fmnist": ((1, 28, 28), 784, 10), "nmnist": ((2, 34, 34), 2312, 10), "shd": ((700,), 700, 20)}
+
+
+def test_all_recipes_present():
+    assert set(SHIPPED) <= set(available_recipes())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_recipe_parses_plans_and_fits_loihi2(name):
+    r = load_recipe(name)
+    fshape, channels, classes = INPUTS[r["data"]["dataset"]]
+    shape = build.input_shape_for(r, fshape, channels)
+    plan = build.plan_layers(r, shape, classes)
+    load_target("loihi2").check_fit(build.layer_costs(plan))
+    model = build.build_model(r, load_target("loihi2"), shape, classes)
+    assert [l.name for l in model.layers] == [l["name"] for l in r["model"]["layers"]]
+
+
+def test_deep_mlp_is_the_seed_papers_net():
+    r = load_recipe("digits_deep_mlp")
+    hidden = [l for l in r["model"]["layers"][:-1]]
+    assert len(hidden) == 10 and all(l["out"] == 600 for l in hidden) and r["data"]["steps"] == 3
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ({"train": {"epochz": 3}}, "unknown key 'train.epochz'"),
+    ({"trainning": {}}, "unknown section '[trainning]'"),
+    ({"train": {"epochs": "ten"}}, "'train.epochs' must be int"),
+    ({"model": {"layers": [{"kind": "dense", "out": 10, "size": 3}]}}, "unknown key 'model.layers[0].size'"),
+    ({"model": {"layers": [{"kind": "lstm", "out": 10}]}}, "unknown kind 'lstm'"),
+    ({"model": {"layers": [{"kind": "dense"}]}}, "positive integer 'out'"),
+])
+def test_bad_recipes_one_line(bad, msg):
+    d = {"model": {"layers": [{"kind": "dense", "out": 10}]}}
+    d.update(bad)
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(d)
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def _cli(args, tmp_path, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "r.toml"
+    p.write_text(text)
+    return str(p)
+
+
+GOOD = """
+[data]
+dataset = "digits"
+steps = 4
+[model]
+layers = [{ kind = "dense", name = "fc1", out = 10 }]
+[train]
+epochs = 1
+"""
+
+
+@pytest.mark.parametrize("case", ["unknown_key", "unknown_target", "missing_dataset", "misfit", "unknown_recipe"])
+def test_cli_bad_input_leaves_nothing(case, tmp_path, capsys):
+    out = tmp_path / "run"
+    target = "loihi2"
+    if case == "unknown_key":
+        recipe = _write(tmp_path, GOOD + "learning_rate = 3\n")
+    elif case == "unknown_target":
+        recipe, target = _write(tmp_path, GOOD), "loihi9"
+    elif case == "missing_dataset":
+        recipe = "mnist_mlp"
+    elif case == "misfit":
+        recipe = _write(tmp_path, GOOD.replace('out = 10 }]', 'out = 2000000 }, { kind = "dense", name = "fc2", '
+                                                               'out = 10 }]'))
+    else:
+        recipe = "no_such_recipe"
+    code, err = _cli(["train", recipe, "--target", target, "--out", str(out), "--data-dir",
+                      str(tmp_path / "data"), "--no-progress"], tmp_path, capsys)
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("snnhw: error:")
+    expect = {"unknown_key": "unknown key 'train.learning_rate'", "unknown_target": "unknown target 'loihi9'",
+              "missing_dataset": "MNIST not found", "misfit": "needs",
+              "unknown_recipe": "unknown recipe 'no_such_recipe'"}[case]
+    assert expect in err[0]
+    if case == "missing_dataset":
+        assert "download" in err[0] and str(tmp_path / "data") in err[0]
+    if case == "misfit":
+        assert "synapses" in err[0] or "neurons" in err[0]
+    assert sorted(os.listdir(tmp_path)) == sorted(p for p in os.listdir(tmp_path) if p.endswith(".toml"))
