@@ -211,6 +211,58 @@ def _neuron_factors(layer):
     return kernels.decay_to_factor(n.i_decay), kernels.decay_to_factor(n.v_decay)
 
 
+@dataclass
+class WeightPlan:
+    """How one afferent matrix is drawn: law in weight units and the layer's exponent/threshold."""
+
+    mu_units: float
+    pre_sigma_units: float  # std of the float draw (before rounding)
+    sigma_units: float  # std the formula asks for (of the rounded weights, for hardware)
+    dist: str
+    exp: int
+    vth: float
+    kw: Dict
+
+
+def plan_weights(method: str, fan_in: int, fan_out: int, alpha_f: float, beta_f: float, reset: str,
+                 vth_mant: float, quantized: bool, *, target: float, rate_in: float, m2_in: Optional[float] = None,
+                 deep: bool = False, share: float = 1.0, rng=None, dt: float = 1e-3, **options) -> WeightPlan:
+    """The law of one feed-forward matrix under ``method`` (see the module docstring for the rules).
+
+    Float methods: formula in float units at ``theta = vth_mant / 64``, ``weight_exp = 0``, threshold kept.
+    Hardware: design ratio sigma_w/theta from the population model (Bernoulli(``rate_in``) afferents,
+    or a target-rate layer when ``deep``; ``m2_in`` overrides the afferent rates' second moment), then on
+    a quantized target the exponent/threshold co-choice and the pre-rounding std for the grid."""
+    hw = method in ("hardware", "hardware-calibrated")
+    sigma_mant = float(options.get("sigma_mant", quant.SIGMA_MANT))
+    if hw:
+        if m2_in is not None:
+            ratio = kernels.design_ratio(fan_in, target, rate_in, min(max(m2_in, rate_in ** 2), rate_in),
+                                         alpha_f, beta_f, reset, share)
+        else:
+            _, ratio, _ = moments("hardware", fan_in, threshold=1.0, beta=beta_f, alpha=alpha_f, rate=rate_in,
+                                  target_rate=target, reset=reset, share=share, deep=deep)
+        if quantized:
+            e, vth, _ = quant.choose_exp_and_threshold(ratio, sigma_mant)
+        else:
+            e, vth = 0, vth_mant if vth_mant > 0 else 64.0
+        sigma_units = ratio * vth
+        pre = quant.sigma_for_quantized_variance((sigma_units / 2 ** e) ** 2) * 2 ** e if quantized else sigma_units
+        return WeightPlan(0.0, pre, sigma_units, "normal", e, vth, {})
+    theta_f = vth_mant / W_SCALE
+    kw = dict(threshold=theta_f, beta=beta_f, alpha=alpha_f, sigma_u=float(options.get("sigma_u", 1.0)),
+              variant=options.get("variant", "paper"), kernel=options.get("kernel", "numerical"),
+              normalization="cuba", dt=dt, mu_u=float(options.get("mu_u", 0.0)), xi=options.get("xi"),
+              sg=options.get("sg"), rng=rng, reset=reset, target_rate=target)
+    if method == "fdi":
+        kw["nu"] = options.get("nu")
+        kw["rate"] = target
+    if method in ("micheli", "fdi"):
+        kw["share"] = share
+    mu_f, sig_f, dist = moments(method, fan_in, fan_out, **kw)
+    return WeightPlan(mu_f * W_SCALE, sig_f * W_SCALE, sig_f * W_SCALE, dist, 0, vth_mant, kw)
+
+
 def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None,
               target_rate: Optional[float] = None, **options):
     """Initialize ``spec`` (a copy) with ``method``; return ``(new_spec, InitReport)``.
@@ -315,45 +367,15 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
         else:
             wshape = np.asarray(layer.weight).shape
             share = split if has_rec else 1.0
-            if hw:
-                if prev_pool:  # afferents are a pool's OR-spikes, not a target-rate population
-                    rate_design = min(max(p_pred, 1e-3), 1.0)
-                    ratio = kernels.design_ratio(fan_in, target, rate_design, min(max(m2_pred, rate_design ** 2),
-                                                 rate_design), alpha_f, beta_f, reset, share)
-                else:
-                    _, ratio, _ = moments("hardware", fan_in, threshold=1.0, beta=beta_f, alpha=alpha_f,
-                                          rate=rate_design, target_rate=target, reset=reset, share=share,
-                                          deep=not is_first)
-                if exact:
-                    e, vth, _ = quant.choose_exp_and_threshold(ratio, sigma_mant)
-                    layer.weight_exp, layer.neuron.vth_mant = e, vth
-                else:
-                    e, vth = 0, float(layer.neuron.vth_mant) if float(layer.neuron.vth_mant) > 0 else 64.0
-                    layer.weight_exp, layer.neuron.vth_mant = 0, vth
-                sigma_units = ratio * vth  # weight units
-                mu_units = 0.0
-                if exact:
-                    pre = quant.sigma_for_quantized_variance((sigma_units / 2 ** e) ** 2) * 2 ** e
-                else:
-                    pre = sigma_units
-                w_units = _draw(rng, wshape, 0.0, pre, "normal")
-            else:
-                e = 0
-                vth = float(layer.neuron.vth_mant)
-                layer.weight_exp = 0
-                theta_f = vth / W_SCALE
-                kw = dict(threshold=theta_f, beta=beta_f, alpha=alpha_f, sigma_u=float(options.get("sigma_u", 1.0)),
-                          variant=options.get("variant", "paper"), kernel=options.get("kernel", "numerical"),
-                          normalization="cuba", dt=dt, mu_u=float(options.get("mu_u", 0.0)) / 1.0,
-                          xi=options.get("xi"), sg=options.get("sg"), rng=rng, reset=reset, target_rate=target)
-                if method == "fdi":
-                    kw["nu"] = options.get("nu")
-                    kw["rate"] = target
-                if method in ("micheli", "fdi"):
-                    kw["share"] = share
-                mu_f, sig_f, dist = moments(method, fan_in, _fan_out(layer), **kw)
-                sigma_units, mu_units = sig_f * W_SCALE, mu_f * W_SCALE
-                w_units = _draw(rng, wshape, mu_units, sig_f * W_SCALE, dist)
+            plan = plan_weights(method, fan_in, _fan_out(layer), alpha_f, beta_f, reset,
+                                layer.neuron.vth_mant, exact, target=target,
+                                rate_in=(min(max(p_pred, 1e-3), 1.0) if (hw and prev_pool) else rate_design),
+                                m2_in=(m2_pred if (hw and prev_pool) else None), deep=not is_first,
+                                share=share, rng=rng, dt=dt, **options)
+            e, vth, sigma_units = plan.exp, plan.vth, plan.sigma_units
+            layer.weight_exp, layer.neuron.vth_mant = e, vth
+            w_units = _draw(rng, wshape, plan.mu_units, plan.pre_sigma_units, plan.dist)
+            kw = plan.kw
             layer.weight = _write(w_units, exact, e)
             sq, zf, mq = _stats(layer.weight, e)
             step = quant.STEP * 2.0 ** e if exact else 0.0
