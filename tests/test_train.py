@@ -1,0 +1,214 @@
+"""snnhw train end to end (tiny recipe): run directory, Lava verification, lava-dl netx loading model.net,
+same seed -> same report, resume after an interruption -> same weights, DDP == one process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from snnhw.targets import load_target
+from snnhw.train import build
+from snnhw.train.loop import train
+from snnhw.train.pipeline import RunOptions, prepare, run
+
+TINY = """
+[recipe]
+name = "tiny"
+[data]
+dataset = "digits"
+encoding = "regular"
+steps = 8
+verify_samples = 24
+[model]
+layers = [{ kind = "dense", name = "fc1", out = 32 }, { kind = "dense", name = "fc2", out = 10 }]
+[neuron]
+i_decay = 1024
+v_decay = 256
+[init]
+method = "hardware-calibrated"
+target_rate = 0.1
+calib_samples = 64
+[train]
+epochs = EPOCHS
+batch_size = 128
+lr = 0.01
+seed = 0
+logit_scale = 0.5
+"""
+
+
+def _recipe(tmp_path, epochs=2, name="tiny.toml"):
+    p = tmp_path / name
+    p.write_text(TINY.replace("EPOCHS", str(epochs)))
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    r = run(RunOptions(recipe=_recipe(tmp), out=str(tmp / "out"), progress=False), log=lambda m: None)
+    return tmp / "out", r
+
+
+@pytest.mark.lava
+def test_run_directory_and_report(tiny_run):
+    out, r = tiny_run
+    for f in ["checkpoint.pt", "spec.json", "model.net", "report.json", "report.md", "verify/inputs.npy",
+              "verify/labels.npy", "verify/torch_output_spikes.npy", "verify/lava_output_spikes.npy",
+              "plots/training_curves.png", "plots/firing_rates.png", "plots/spike_raster.png",
+              "plots/weight_histograms.png"]:
+        assert (out / f).exists(), f
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no work directory left
+    rep = json.loads((out / "report.json").read_text())
+    for key in ["target", "seed", "recipe", "accuracy", "agreement", "layers", "synops_per_inference",
+                "energy_estimate_uJ", "packages", "class_decision"]:
+        assert key in rep
+    assert set(rep["accuracy"]) == {"float", "quantized", "lava"}
+    assert rep["agreement"]["output_spikes"] == 1.0 and rep["agreement"]["predictions"] == 1.0
+    assert rep["agreement"]["samples"] == 24
+    inputs = np.load(out / "verify/inputs.npy")
+    torch_out = np.load(out / "verify/torch_output_spikes.npy")
+    lava_out = np.load(out / "verify/lava_output_spikes.npy")
+    assert inputs.shape == (24, 8, 64) and set(np.unique(inputs)) <= {0, 1}
+    assert torch_out.shape == lava_out.shape == (24, 8, 10) and np.array_equal(torch_out, lava_out)
+    labels = np.load(out / "verify/labels.npy")
+    pred = np.argmax(torch_out.sum(1), axis=1)
+    assert rep["agreement"]["torch_accuracy_on_samples"] == pytest.approx(np.mean(pred == labels))
+    assert rep["accuracy"]["lava"] == pytest.approx(np.mean(pred == labels))
+    for l in rep["layers"]:
+        assert set(l["firing_rate"]) == {"float", "quantized", "lava"}
+        assert l["firing_rate"]["quantized"] == pytest.approx(l["firing_rate"]["lava"])
+    e = rep["energy_estimate_uJ"]
+    t = load_target("loihi2")
+    assert e["value"] == pytest.approx((rep["synops_per_inference"] * t.energy["synop_pJ"]
+                                        + e["neuron_updates"] * t.energy["neuron_update_pJ"]) * 1e-6)
+    assert "# snnhw run: tiny on loihi2" in (out / "report.md").read_text()
+
+
+@pytest.mark.lava
+def test_lava_dl_netx_loads_model_net(tiny_run):
+    """lava-dl's own netx loader (not snnhw's Lava builder) reproduces the stored torch output."""
+    from snnhw.io.netx import run_netx_lava
+
+    out, _ = tiny_run
+    inputs = np.load(out / "verify/inputs.npy")[:4]
+    expect = np.load(out / "verify/torch_output_spikes.npy")[:4]
+    got = run_netx_lava(str(out / "model.net"), inputs)
+    assert expect.sum() > 0
+    assert np.array_equal(got, expect)
+
+
+@pytest.mark.lava
+def test_verify_command(tiny_run, capsys):
+    from snnhw.cli import main
+
+    out, _ = tiny_run
+    assert main(["verify", str(out), "--samples", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "5 samples" in text and "agreement 1.000000" in text
+
+
+@pytest.mark.lava
+def test_same_seed_same_report(tiny_run, tmp_path):
+    out1, _ = tiny_run
+    run(RunOptions(recipe=_recipe(tmp_path), out=str(tmp_path / "b"), progress=False), log=lambda m: None)
+    a = json.loads((out1 / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    a.pop("times"), b.pop("times")
+    assert a == b
+    sa = torch.load(out1 / "checkpoint.pt", weights_only=False)["model"]
+    sb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _train_parts(recipe_path, ckpt, resume=False, on_batch=None):
+    recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe=recipe_path))
+    torch.manual_seed(0)
+    model = build.build_model(recipe, target, shape, data.n_classes)
+    init = {}
+    if not resume:
+        calib = enc(data.x_train[:64], index=np.arange(64))
+        init = build.initialize(model, recipe, calib, 0)
+    return train(model, recipe, data, enc, checkpoint_path=str(ckpt), init_report=init, resume=resume,
+                 progress=False, on_batch=on_batch)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path):
+    rp = _recipe(tmp_path, epochs=3)
+    full = _train_parts(rp, tmp_path / "full.pt")
+
+    def stop(epoch, batch):
+        if epoch == 1 and batch == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train_parts(rp, tmp_path / "cut.pt", on_batch=stop)
+    assert torch.load(tmp_path / "cut.pt", weights_only=False)["epoch"] == 1
+    resumed = _train_parts(rp, tmp_path / "cut.pt", resume=True)
+    assert resumed.resumed_from_epoch == 1
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert full.model.to_spec().to_json() == resumed.model.to_spec().to_json()
+
+
+@pytest.mark.slow
+def test_cli_kill_and_resume(tmp_path):
+    """A real SIGKILL of `snnhw train` mid-run, then --resume: same final weights as an uninterrupted run."""
+    rp = _recipe(tmp_path, epochs=6)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cli = [sys.executable, "-m", "snnhw.cli", "train", rp, "--no-progress", "--verify-samples", "4"]
+    ref = subprocess.run(cli + ["--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "cut"
+    work = tmp_path / ".cut.partial" / "checkpoint.pt"
+    p = subprocess.Popen(cli + ["--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        if work.exists() and torch.load(work, weights_only=False)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not out.exists()
+    res = subprocess.run(cli + ["--out", str(out), "--resume"], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)
+    b = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["constants"] == b["constants"]
+
+
+DDP_SCRIPT = """
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {root!r})
+from tests.test_train import _train_parts
+res = _train_parts({recipe!r}, {ckpt!r})
+import torch.distributed as dist
+if not dist.is_initialized() or dist.get_rank() == 0:
+    torch.save(res.model.state_dict(), {out!r})
+"""
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one(tmp_path):
+    rp = _recipe(tmp_path, epochs=2)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outs = {}
+    for n in (1, 2):
+        script = tmp_path / f"ddp{n}.py"
+        outs[n] = tmp_path / f"w{n}.pt"
+        script.write_text(DDP_SCRIPT.format(root=root, recipe=rp, ckpt=str(tmp_path / f"c{n}.pt"), out=str(outs[n])))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", str(script)]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert r.returncode == 0, r.stderr[-2000:]
+    a, b = torch.load(outs[1]), torch.load(outs[2])
+    for k in a:
+        # same global batch: identical up to float summation order of the gradient all-reduce
+        assert torch.allclose(a[k], b[k], atol=1e-3, rtol=1e-4), k
