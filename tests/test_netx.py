@@ -348,3 +348,66 @@ def test_reader_does_not_import_lava(tmp_path):
             "bad = [m for m in sys.modules if m == 'lava' or m.startswith('lava.')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Many random files (slow): every parameter at and between its edges
+# ------------------------------------------------------------------------------------------------
+def random_file_layers(rng):
+    """1-4 layers, widths 1-24, decays/thresholds/biases drawn from their edges and interiors, weight
+    matrices of every sign kind (odd, fractional, -256, all-negative, all-positive, small)."""
+    sizes = [int(rng.integers(1, 25)) for _ in range(int(rng.integers(2, 6)))]
+    layers = []
+    for j in range(len(sizes) - 1):
+        shape = (sizes[j + 1], sizes[j])
+        kind = rng.choice(["mixed_even", "mixed_odd", "exc", "inh", "small", "float"])
+        if kind == "mixed_even":
+            w = rng.integers(-128, 128, shape) * 2.0
+        elif kind == "mixed_odd":
+            w = rng.integers(-256, 255, shape).astype(float)
+        elif kind == "exc":
+            w = rng.integers(0, 256, shape).astype(float)
+        elif kind == "inh":
+            w = -rng.integers(0, 257, shape).astype(float)
+        elif kind == "small":
+            w = rng.integers(-3, 4, shape).astype(float)
+        else:
+            w = rng.uniform(-200, 250, shape)
+        if not np.trunc(w).any():
+            w.flat[0] = 2.0
+        neuron = cuba(int(rng.choice([0, 1, 2, 100, 1024, 2048, 4095, 4096])),
+                      int(rng.choice([0, 1, 2, 100, 1024, 4095, 4096])),
+                      int(rng.choice([0, 1, 5, 40, 100, 1000, 131071])))
+        bias = None
+        if rng.random() < 0.6:
+            bias = rng.integers(-int(rng.choice([2, 50, 4096, 40000])), int(rng.choice([3, 60, 4096, 40000])),
+                                shape[0]).astype(float)
+        ltype = "dense_rec" if rng.random() < 0.2 else "dense"
+        layer = dict(type=ltype, weight=w, bias=bias, neuron=neuron)
+        if ltype == "dense_rec":
+            layer["weight_rec"] = rng.integers(-60, 61, (shape[0], shape[0])) * 2.0
+        layers.append(layer)
+    return layers
+
+
+@needs_lava
+@pytest.mark.slow
+def test_many_random_files_match_lava(tmp_path):
+    rng = np.random.default_rng(20261126)
+    n_files = n_spikes = n_values = 0
+    for k in range(40):
+        layers = random_file_layers(rng)
+        path = write_raw(tmp_path / f"r{k}.net", layers)
+        try:
+            spec = read_netx(path)
+        except loihi.RangeError:  # netx cannot encode it (e.g. an all-zero matrix): also rejected
+            continue
+        T = int(rng.integers(1, 50))
+        x = spikes(rng, (2, T, spec.n_in), float(rng.choice([0.05, 0.3, 0.9])))
+        y_lava = run_netx_lava(path, x)
+        np.testing.assert_array_equal(torch_out(path, x), y_lava, err_msg=f"file {k}")
+        n_files += 1
+        n_spikes += int(y_lava.sum())
+        n_values += y_lava.size
+    print(f"\n{n_files} random netx files: torch == Lava on {n_values} output values ({n_spikes} spikes)")
+    assert n_files >= 35 and 0 < n_spikes < n_values
