@@ -50,9 +50,9 @@ def _mlp():
 
     w1 = even(rng.normal(6, 60, (128, 64)))
     w2 = even(rng.normal(4, 70, (10, 128)))
-    n = Neuron(i_decay=1024, v_decay=256, vth_mant=400)
-    return NetworkSpec(input_shape=(64,), layers=[Dense("fc1", w1, n, weight_exp=0),
-                                                  Dense("fc2", w2, Neuron(1024, 256, 500), weight_exp=0)]).validate()
+    return NetworkSpec(input_shape=(64,), layers=[
+        Dense("fc1", w1, Neuron(i_decay=1024, v_decay=256, vth_mant=800), weight_exp=0),
+        Dense("fc2", w2, Neuron(i_decay=1024, v_decay=256, vth_mant=2500), weight_exp=0)]).validate()
 
 
 def _run_stepwise(net, x, stateful_arg: bool):
@@ -105,7 +105,9 @@ def test_reference_equals_snnhw_float_simulation(exported):
     xp = np.concatenate([x, np.zeros((x.shape[0], 2, 64), np.float32)], axis=1)
     sim = aligned([s.numpy() for s in simulate(fspec, xp, exact=False).layer_spikes], STEPS)
     counts = ref.output.sum(axis=1)
-    assert counts.sum() > 0 and np.mean(counts.max(axis=1) > 0) > 0.9  # active
+    assert np.mean(counts.max(axis=1) > 0) > 0.9  # active outputs
+    top2 = np.sort(counts, axis=1)[:, -2:]
+    assert np.mean(top2[:, 1] > top2[:, 0]) > 0.8  # decisions are mostly not ties
     assert np.mean(sim[-1].sum(axis=1).argmax(1) == counts.argmax(1)) >= 0.99
 
 
