@@ -299,14 +299,22 @@ def exact_matmul(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.matmul(s.to(torch.int64), w.t().to(torch.int64))
 
 
-def dense_accumulate(s: torch.Tensor, w_eff: torch.Tensor, weight_exp: int) -> torch.Tensor:
+def dense_accumulate(s: torch.Tensor, w_eff: torch.Tensor, weight_exp: int,
+                     graded: bool = False) -> torch.Tensor:
     """``int32(floor((s @ W_eff.T) * 2**weight_exp))`` for every time step at once.
 
     ``s``: [..., T, N_in] (0/1 spikes or graded integer payloads); ``w_eff``: [N_out, N_in] effective
     integer weights. The exponent acts on the sum, with floor rounding; the result is C-cast to int32
     as Lava's channel does when Dense sends it. Returns int64.
+
+    ``graded=True`` (Dense ``num_message_bits > 0``): Lava computes ``weights.dot(s_in)`` on int32
+    arrays, so the sum itself wraps to int32 **before** the exponent is applied (dense/models.py l.99;
+    the binary path sums in int64). This only matters for a negative ``weight_exp`` and |sum| >= 2**31.
     """
-    return i32(shift_floor(exact_matmul(s, w_eff), weight_exp))
+    acc = exact_matmul(s, w_eff)
+    if graded:
+        acc = i32(acc)
+    return i32(shift_floor(acc, weight_exp))
 
 
 def delay_one_step(a: torch.Tensor, dim: int = -2) -> torch.Tensor:

@@ -52,7 +52,8 @@ def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
     if isinstance(layer, Dense):
         w = torch.as_tensor(np.asarray(layer.weight))
         if exact:
-            acc = loihi.dense_accumulate(s.to(torch.int64), w.to(torch.int64), layer.weight_exp)
+            acc = loihi.dense_accumulate(s.to(torch.int64), w.to(torch.int64), layer.weight_exp,
+                                         graded=layer.graded_input)
         else:
             acc = torch.matmul(s.to(torch.float32), w.to(torch.float32).t()) * 2.0 ** layer.weight_exp
     elif isinstance(layer, (Conv, SumPool)):
