@@ -662,6 +662,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     report = {
         "source": str(path), "target": target, "backend": backend, "dt": model.dt, "dt_source": model.dt_source,
         "reset": reset, "inputs": input_desc, "latency_steps": L,
+        "nir_type_check": model.type_check_error or "passed",
         "spec_from": "snnhw metadata (bit-exact)" if exact_meta else (
             "hardware-aware calibration" if target == "loihi2" else "float twin"),
         "agreement": agree, "layers": layers, "quantization": [m.as_dict() for m in maps],

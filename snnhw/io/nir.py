@@ -351,6 +351,7 @@ class NirModel:
     dt: float
     metadata: Dict[str, Any]
     dt_source: str = "default"
+    type_check_error: Optional[str] = None  # nir.read's type check failure, if the file needed type_check=False
 
     @property
     def neuron_stages(self) -> List[Stage]:
@@ -381,14 +382,24 @@ def read_graph(path):
         ok = False
     if not ok:
         raise NIRFormatError(f"{p} is not a NIR file (not HDF5)")
+    type_check_error = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             graph = nir.read(str(p))
     except Exception as e:
-        raise NIRFormatError(f"cannot read NIR file {p}: {type(e).__name__}: {_one_line(e)}") from None
+        # nir's type check is strict about files older tools wrote (e.g. Output shape [1,1,1] for [1]);
+        # read without it and let snnhw's own checks (shapes, types, structure) decide
+        type_check_error = f"{type(e).__name__}: {_one_line(e)}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = nir.read(str(p), type_check=False)
+        except Exception:
+            raise NIRFormatError(f"cannot read NIR file {p}: {type_check_error}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NIRFormatError(f"{p}: the top-level node is a {type(graph).__name__}, not a NIRGraph")
+    graph.__dict__["_snnhw_type_check_error"] = type_check_error
     return graph
 
 
@@ -727,12 +738,17 @@ def _synapse_stage(name: str, node, shape: Tuple[int, ...]) -> Stage:
 def load_model(path, *, dt: Optional[float] = None) -> NirModel:
     """Read a NIR file and reduce it to a :class:`NirModel` (one-line :class:`NIRFormatError` otherwise)."""
     graph = read_graph(path)
+    tce = graph.__dict__.get("_snnhw_type_check_error")
     try:
-        return graph_to_model(graph, dt=dt)
-    except NIRFormatError:
+        model = graph_to_model(graph, dt=dt)
+    except NIRFormatError as e:
+        if tce:
+            raise NIRFormatError(f"{e} (nir's type check also failed: {tce})") from None
         raise
     except Exception as e:  # anything nir's node objects throw at us
         raise NIRFormatError(f"cannot map NIR graph {path}: {type(e).__name__}: {_one_line(e)}") from None
+    model.type_check_error = tce
+    return model
 
 
 # ================================================================================================
