@@ -188,7 +188,7 @@ DDP_SCRIPT = """
 import sys, numpy as np, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
-from tests.test_train import _train_parts
+from test_train import _train_parts
 res = _train_parts({recipe!r}, {ckpt!r})
 import torch.distributed as dist
 if not dist.is_initialized() or dist.get_rank() == 0:
@@ -199,7 +199,7 @@ if not dist.is_initialized() or dist.get_rank() == 0:
 @pytest.mark.slow
 def test_ddp_two_processes_equal_one(tmp_path):
     rp = _recipe(tmp_path, epochs=2)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.abspath(__file__))
     outs = {}
     for n in (1, 2):
         script = tmp_path / f"ddp{n}.py"
