@@ -97,8 +97,36 @@ def case_small_weights_rec(rng):
             dict(type="dense", weight=rng.integers(1, 9, (3, 7)), neuron=cuba(1500, 600, 6))], 0.4
 
 
+def conv_layer(rng, cin, cout, k, stride, pad, shape, neuron, bias=True, scale=60):
+    d = dict(type="conv", weight=(rng.integers(-scale, scale + 20, (cout, cin, *k, 1)) * 2).astype(np.float32),
+             shape=shape, neuron=neuron,
+             extra=dict(stride=np.array(stride), padding=np.array(pad), dilation=np.array([1, 1]), groups=1))
+    if bias:
+        d["bias"] = rng.integers(-5, 10, cout).astype(np.float32)
+    return d
+
+
+def case_conv_flatten_dense(rng):
+    """(C, H, W) = (2, 5, 7) input; asymmetric kernel (3, 2), stride (1, 2), padding (1, 0); a second
+    conv, flatten, dense: checks netx's kernel flips, (x, y, c) layout and flatten order."""
+    return [dict(type="input", shape=[2, 5, 7]),
+            conv_layer(rng, 2, 3, (3, 2), (1, 2), (1, 0), [3, 5, 3], cuba(1024, 128, 60)),
+            conv_layer(rng, 3, 2, (2, 2), 1, 0, [2, 4, 2], cuba(0, 4096, 40), bias=False),
+            dict(type="flatten", shape=[16]),
+            dict(type="dense", weight=rng.integers(-60, 80, (4, 16)) * 2, neuron=cuba(800, 200, 30))], 0.3
+
+
+def case_conv_output(rng):
+    """A conv network whose output is a (C, H, W) map: the flat output order is (C, H, W) C-order;
+    odd and 255 raw conv weights (Lava's Conv uses them unchanged), scalar stride/padding."""
+    c1 = conv_layer(rng, 1, 2, (3, 3), 2, 1, [2, 3, 4], cuba(4096, 0, 1))
+    c1["weight"][0, 0, 0, 0, 0], c1["weight"][1, 0, 1, 1, 0] = 255.0, -37.0
+    return [dict(type="input", shape=[1, 6, 8]), c1,
+            conv_layer(rng, 2, 3, (1, 2), 1, 0, [3, 3, 3], cuba(2000, 1000, 20))], 0.4
+
+
 CASES = [case_mixed_bias, case_decay_edges, case_thresholds_biases, case_odd_signs, case_saturation,
-         case_small_weights_rec]
+         case_small_weights_rec, case_conv_flatten_dense, case_conv_output]
 
 
 @needs_lava
@@ -284,7 +312,7 @@ def _dense(**kw):
 
 
 @pytest.mark.parametrize("layers, message", [
-    ([_dense(type="conv")], "conv layers are not supported"),
+    ([_dense(type="conv")], r"a conv layer needs a \(C, H, W\) input"),
     ([_dense(type="pool")], "pool layers are not implemented by lava-dl netx"),
     ([_dense(type="mystery")], "unknown layer type 'mystery'"),
     ([dict(type="input", shape=[2], neuron=cuba()), _dense()], "input layer with a neuron"),
@@ -311,6 +339,49 @@ def test_read_errors(tmp_path, layers, message):
     with pytest.raises(ValueError, match=message) as e:
         read_netx(path)
     assert "\n" not in str(e.value) and "bad.net" in str(e.value)
+
+
+def _conv_net(**kw):
+    conv = dict(type="conv", weight=np.ones((2, 1, 2, 2), np.float32) * 2, shape=[2, 2, 2], neuron=cuba(),
+                extra=dict(stride=1, padding=0, dilation=1, groups=1))
+    extra = dict(conv["extra"], **kw.pop("extra", {}))
+    conv.update(kw)
+    conv["extra"] = extra
+    return [dict(type="input", shape=[1, 3, 3]), conv]
+
+
+@pytest.mark.parametrize("layers, message", [
+    (_conv_net(extra=dict(dilation=2)), "dilated convolutions are not supported"),
+    (_conv_net(extra=dict(groups=2)), "grouped convolutions are not supported"),
+    (_conv_net(bias=np.ones((2, 2, 2))), "conv bias must be channel-wise"),
+    (_conv_net(shape=[2, 3, 3]), r"shape \[2, 3, 3\] does not match the convolution's output \[2, 2, 2\]"),
+    (_conv_net(weight=np.ones((2, 3, 2, 2))), "weight expects 3 input channels, the input has 1"),
+    (_conv_net(weight=np.ones((2, 1, 2, 2)) * 1e7), "Lava's Conv wraps at 24 bits"),
+    (_conv_net(extra=dict(delay=np.ones(2))), "delays"),
+    (_conv_net() + [_dense(weight=np.ones((1, 8)))], "needs a flatten layer"),
+    (_conv_net() + [dict(type="flatten"), _dense(weight=np.ones((1, 9)))], "expects 9 inputs but the previous "
+                                                                          "layer has 8"),
+])
+def test_read_conv_errors(tmp_path, layers, message):
+    path = write_raw(tmp_path / "bad.net", layers)
+    with pytest.raises(ValueError, match=message) as e:
+        read_netx(path)
+    assert "\n" not in str(e.value)
+
+
+def test_read_conv_values(tmp_path):
+    rng = np.random.default_rng(0)
+    layers, _ = case_conv_flatten_dense(rng)
+    layers[1]["weight"][0, 0, 0, 0, 0] = 3.9  # truncated to 3, used raw (no LSB clearing for conv)
+    spec = read_netx(write_raw(tmp_path / "c.net", layers))
+    conv, conv2, flat, dense = spec.layers
+    assert spec.input_shape == (2, 5, 7) and spec.n_in == 70 and spec.n_out == 4
+    assert conv.stride == (1, 2) and conv.padding == (1, 0) and conv.weight_exp == 0
+    assert conv.weight[0, 0, 0, 0] == 3 and conv.weight.shape == (3, 2, 3, 2)
+    np.testing.assert_array_equal(conv.bias_mant, layers[1]["bias"].astype(int))
+    assert conv2.out_shape == (2, 4, 2) and flat.input_shape == (2, 4, 2) and dense.n_in == 16
+    with pytest.raises(NetxFormatError, match="conv layers cannot be written"):
+        write_netx(spec, tmp_path / "back.net")
 
 
 def test_read_errors_files(tmp_path):

@@ -84,6 +84,7 @@ def test_bad_inputs_one_line_errors(net, tmp_path, capsys):
     assert "not a readable .npy array" in _run_error([path, "--inputs", str(tmp_path / "trunc.npy")], capsys)
     assert "does not exist" in _run_error([path, "--inputs", xpath, "--out",
                                            str(tmp_path / "no" / "y.npy")], capsys)
-    bad = write_raw(tmp_path / "conv.net", [dict(type="conv", weight=np.ones((1, 10)), neuron=cuba())])
-    assert "conv layers are not supported" in _run_error([str(bad), "--inputs", xpath], capsys)
+    bad = write_raw(tmp_path / "pool.net", [dict(type="pool", weight=np.ones((1, 10)), neuron=cuba())])
+    assert "pool layers are not implemented by lava-dl netx 0.6.0" in _run_error([str(bad), "--inputs", xpath],
+                                                                                 capsys)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]

@@ -23,18 +23,26 @@ Supported layer types
                netx does)
 ``dense_rec``  as ``dense`` plus ``weight_rec`` [out, out]; netx re-encodes ``[weight | weight_rec]``
                jointly (one exponent) and each of the two Lava Dense re-derives its own sign mode
-``input``      only **without** a ``neuron`` group (it only names the input shape). netx 0.6.0 cannot
+``conv``       netx builds Lava's fixed-point ``Conv``: the file's int-truncated weights are used
+               **raw** (no netx re-encoding, no clipping, no LSB clearing, no exponent), as a
+               torch-style correlation on (C, H, W) maps (netx flips the kernel and Lava flips it
+               back); ``stride``/``padding`` in the file's (H, W) order; channel-wise ``bias``.
+               Only ``dilation`` 1 and ``groups`` 1 (the spec has no fields for more). Lava's Conv
+               wraps its sum at 24 bits while the core casts to int32, so kernels whose binary-input
+               sums could reach 2**23 are rejected. The map comes from a 3-D ``input`` layer shape
+               (C, H, W) or the previous conv; a ``flatten`` layer must separate conv and dense.
+``input``      only **without** a ``neuron`` group (it names the input shape). netx 0.6.0 cannot
                compile an ``input`` layer with a neuron (``PyInputModel`` has no sub-compiler).
-``flatten``    only before the first weight layer (a no-op for dense inputs)
+``flatten``    after a conv ((C, H, W) C-order, as netx's ``transpose([2, 1, 0]).flatten()``), or
+               before the first weight layer (a no-op)
 =============  =====================================================================================
 
-Not supported (one-line :class:`NetxFormatError`): ``conv`` (netx builds it on Lava's ``Conv``
-process in (x, y, c) layout with flipped kernels; that mapping is not verified against the core, so
-it is rejected rather than guessed), ``pool``/``convT``/``unpool``/``average``/``concat`` (netx 0.6.0
-raises NotImplementedError itself), ``dense_comp`` (complex), synaptic ``delay`` (DelayDense),
-neuron types other than CUBA/LOIHI (SDNN, RF), a neuron ``messageBits`` dataset (breaks netx's
-build), per-neuron decays or thresholds, and float-typed ``iDecay``/``vDecay``/``vThMant`` (Lava's
-fixed-point LIF fails on floats).
+Not supported (one-line :class:`NetxFormatError`): ``pool``/``convT``/``unpool``/``average``/``concat``
+(netx 0.6.0 raises NotImplementedError itself), ``dense_comp`` (complex), synaptic ``delay``
+(DelayDense), neuron types other than CUBA/LOIHI (SDNN, RF), a neuron ``messageBits`` dataset (breaks
+netx's build), per-neuron decays or thresholds, per-neuron conv biases, and float-typed
+``iDecay``/``vDecay``/``vThMant`` (Lava's fixed-point LIF fails on floats). Flat input/output vectors
+of conv networks are in (C, H, W) C-order (the spec's order).
 
 Ranges accepted on read (what netx writes and Lava runs): ``iDecay``/``vDecay`` 0..4096, ``vThMant``
 0..131072 (131072 = netx's never-spiking default), weights netx can encode (an all-zero matrix or an
@@ -43,7 +51,8 @@ from such a file may therefore exceed the chip's 13-bit bias, and mixed-sign odd
 9-bit mantissas (Lava's CPU model runs them; the chip has 8 bits). ``read_netx(path, strict=True)``
 additionally runs :meth:`NetworkSpec.validate` (the chip's ranges).
 
-``write_netx(spec, path)`` writes the schema of reference §5.7 (datasets, never attributes; no
+``write_netx(spec, path)`` writes dense and recurrent-dense layers (conv is read-only) in the schema
+of reference §5.7 (datasets, never attributes; no
 ``neuron/messageBits``; the file starts with a weight layer) atomically. A netx file has no weight
 exponent: each layer is stored as integer weights ``weight * 2**weight_exp``, which must be exact,
 and the writer checks that netx's re-encoding reproduces them, so that
@@ -66,7 +75,7 @@ import h5py
 import numpy as np
 
 from snnhw import loihi
-from snnhw.spec import Dense, Flatten, Neuron, NetworkSpec
+from snnhw.spec import Conv, Dense, Flatten, Neuron, NetworkSpec
 
 #: netx's neuron for a dense layer without a ``neuron`` group (hdf5.py ``create_dense``).
 NETX_DEFAULT_NEURON = dict(i_decay=0, v_decay=4096, vth_mant=1 << 17)
@@ -74,10 +83,11 @@ NETX_DEFAULT_NEURON = dict(i_decay=0, v_decay=4096, vth_mant=1 << 17)
 VTH_READ_RANGE = (0, 1 << 17)
 #: Lava stores ``bias_mant`` as int16.
 BIAS_INT16 = (-(1 << 15), (1 << 15) - 1)
+#: Lava's fixed-point Conv wraps its sums at 24 bits (``signed_clamp``); the reader only accepts conv
+#: kernels whose binary-input sums stay below this, where that wrap and the core's int32 cast agree.
+CONV_SUM_LIMIT = 1 << 23
 
 _UNSUPPORTED = {
-    "conv": "conv layers are not supported by snnhw's netx reader (netx's Conv mapping is not "
-            "verified against the core)",
     "pool": "pool layers are not implemented by lava-dl netx 0.6.0",
     "convT": "convT layers are not implemented by lava-dl netx 0.6.0",
     "unpool": "unpool layers are not implemented by lava-dl netx 0.6.0",
@@ -253,6 +263,57 @@ def _read_dense(g: h5py.Group, where: str, name: str, rec: bool) -> Dense:
                  rec_exp=int(wexp) if rec else 0)
 
 
+def _read_pair(g: h5py.Group, key: str, where: str) -> Tuple[int, int]:
+    """A conv hyper-parameter: a scalar (both axes) or a pair in the file's (H, W) order."""
+    arr = np.asarray(_dataset(g, key, where)[()])
+    if arr.dtype.kind not in "iu" or arr.size not in (1, 2) or arr.ndim > 1:
+        raise NetxFormatError(f"{where}: '{key}' must be an integer or a pair of integers")
+    flat = arr.reshape(-1).astype(np.int64)
+    return (int(flat[0]), int(flat[-1]))
+
+
+def _read_conv(g: h5py.Group, where: str, name: str, in_chw: Tuple[int, int, int]) -> Conv:
+    """netx ``create_conv`` + Lava's fixed-point ``Conv``: raw int weights (no netx re-encoding, no
+    clipping, no exponent), torch-style correlation on (C, H, W) maps, channel-wise bias."""
+    if "delay" in g:
+        raise NetxFormatError(f"{where}: synaptic delays are not supported")
+    if "weight" in g and isinstance(g["weight"], h5py.Group):
+        raise NetxFormatError(f"{where}: complex weights (weight/real, weight/imag) are not supported")
+    shape = _read_int_array(g, "shape", where)
+    w = _read_int_array(g, "weight", where)
+    if w.ndim == 5 and w.shape[4] == 1:
+        w = w[..., 0]
+    if w.ndim != 4 or 0 in w.shape:
+        raise NetxFormatError(f"{where}: conv weight must be [out, in, kH, kW], got {tuple(w.shape)}")
+    stride, padding = _read_pair(g, "stride", where), _read_pair(g, "padding", where)
+    dilation, groups = _read_pair(g, "dilation", where), _read_pair(g, "groups", where)
+    if dilation != (1, 1):
+        raise NetxFormatError(f"{where}: dilated convolutions are not supported (dilation {dilation})")
+    if groups != (1, 1):
+        raise NetxFormatError(f"{where}: grouped convolutions are not supported (groups {groups[0]})")
+    if w.shape[1] != in_chw[0]:
+        raise NetxFormatError(f"{where}: weight expects {w.shape[1]} input channels, the input has "
+                              f"{in_chw[0]}")
+    neuron = _read_neuron(g, where)
+    bias = None
+    if "bias" in g:
+        b = _read_int_array(g, "bias", where).astype(np.int32).astype(np.int16).astype(np.int64)
+        if b.shape != (w.shape[0],):
+            raise NetxFormatError(f"{where}: conv bias must be channel-wise ({w.shape[0]} values), "
+                                  f"got shape {tuple(b.shape)}")
+        bias = b
+    conv = Conv(name=name, weight=w, input_shape=tuple(in_chw), neuron=neuron, stride=stride,
+                padding=padding, weight_exp=0, bias_mant=bias, bias_exp=loihi.NETX_BIAS_EXP)
+    if shape.size != 3 or tuple(int(v) for v in shape) != conv.out_shape:
+        raise NetxFormatError(f"{where}: shape {shape.tolist()} does not match the convolution's output "
+                              f"{list(conv.out_shape)} (C, H, W)")
+    worst = int(np.abs(w).reshape(w.shape[0], -1).sum(1).max())
+    if worst >= CONV_SUM_LIMIT:
+        raise NetxFormatError(f"{where}: conv sums can reach {worst} >= 2**23, where Lava's Conv wraps "
+                              "at 24 bits (not modelled)")
+    return conv
+
+
 def _read(f: h5py.File, path: str) -> NetworkSpec:
     if "layer" not in f or not isinstance(f["layer"], h5py.Group):
         raise NetxFormatError(f"{path}: no 'layer' group (not a netx network file)")
@@ -260,35 +321,57 @@ def _read(f: h5py.File, path: str) -> NetworkSpec:
     n = len(lg)
     if n == 0:
         raise NetxFormatError(f"{path}: the 'layer' group is empty")
-    layers: List[Dense] = []
+    layers: List = []
+    shape: Optional[Tuple[int, ...]] = None  # current map (C, H, W) or (N,); None: from the weights
     for i in range(n):
         where = f"{path}: layer {i}"
         if str(i) not in lg or not isinstance(lg[str(i)], h5py.Group):
             raise NetxFormatError(f"{where}: group 'layer/{i}' missing (netx reads layers 0..{n - 1})")
         g = lg[str(i)]
         ltype = _read_str(g, "type", where)
+        last = layers[-1] if layers else None
         if ltype == "input":
             if "neuron" in g:
                 raise NetxFormatError(f"{where}: an input layer with a neuron cannot be compiled by "
                                       "lava-dl netx 0.6.0; export the network without an Input block")
             if layers:
                 raise NetxFormatError(f"{where}: input layer after a weight layer")
+            if "shape" in g:
+                s_in = tuple(int(v) for v in _read_int_array(g, "shape", where).reshape(-1))
+                shape = s_in if len(s_in) == 3 else (int(np.prod(s_in)),)
         elif ltype == "flatten":
-            if layers:
-                raise NetxFormatError(f"{where}: flatten after a weight layer is not supported")
+            if isinstance(last, Conv):
+                layers.append(Flatten(name=f"layer{i}", input_shape=tuple(last.out_shape)))
+                shape = (last.n_out,)
+            elif layers:
+                raise NetxFormatError(f"{where}: flatten after a dense layer is not supported")
+            else:
+                shape = None  # a leading flatten: netx feeds the first dense layer a flat vector
         elif ltype in ("dense", "dense_rec"):
+            if isinstance(last, Conv):
+                raise NetxFormatError(f"{where}: a dense layer after a conv layer needs a flatten layer")
             layer = _read_dense(g, where, f"layer{i}", rec=ltype == "dense_rec")
-            if layers and layer.n_in != layers[-1].n_out:
+            if layers and layer.n_in != int(np.prod(shape)):
                 raise NetxFormatError(f"{where}: expects {layer.n_in} inputs but the previous layer has "
-                                      f"{layers[-1].n_out} neurons")
+                                      f"{int(np.prod(shape))} neurons")
             layers.append(layer)
+            shape = (layer.n_out,)
+        elif ltype == "conv":
+            if shape is None or len(shape) != 3 or isinstance(last, (Dense, Flatten)):
+                raise NetxFormatError(f"{where}: a conv layer needs a (C, H, W) input: an input layer "
+                                      "with a 3-D shape or a previous conv layer")
+            layer = _read_conv(g, where, f"layer{i}", shape)
+            layers.append(layer)
+            shape = tuple(layer.out_shape)
         elif ltype in _UNSUPPORTED:
             raise NetxFormatError(f"{where}: {_UNSUPPORTED[ltype]}")
         else:
             raise NetxFormatError(f"{where}: unknown layer type '{ltype}'")
-    if not layers:
-        raise NetxFormatError(f"{path}: no weight layers (dense/dense_rec)")
-    return NetworkSpec(input_shape=(layers[0].n_in,), layers=layers, quantized=True,
+    if not any(isinstance(l, (Dense, Conv)) for l in layers):
+        raise NetxFormatError(f"{path}: no weight layers (dense/dense_rec/conv)")
+    first = layers[0]
+    in_shape = tuple(first.input_shape) if isinstance(first, Conv) else (first.n_in,)
+    return NetworkSpec(input_shape=in_shape, layers=layers, quantized=True,
                        metadata={"source": "netx", "file": os.path.basename(path)})
 
 
@@ -497,6 +580,24 @@ def check_spikes(x, n_in: Optional[int] = None) -> np.ndarray:
     return x.astype(np.int64)
 
 
+def _to_lava(xs: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """Flat spikes [T, N] (N in (C, H, W) C-order for conv inputs) -> RingBuffer data [*shape, T]
+    (netx's (x, y, c) = (W, H, C) layout)."""
+    T = xs.shape[0]
+    if len(shape) == 3:
+        W, H, C = shape
+        return xs.reshape(T, C, H, W).transpose(3, 2, 1, 0).astype(np.int32)
+    return xs.reshape(T, *shape).transpose(*range(1, len(shape) + 1), 0).astype(np.int32)
+
+
+def _from_lava(data: np.ndarray, shape: Tuple[int, ...], T: int) -> np.ndarray:
+    """RingBuffer sink data [*shape, T] -> flat [T, N] in the spec's order ((C, H, W) C-order)."""
+    data = data.reshape(*shape, T)
+    if len(shape) == 3:
+        return data.transpose(3, 2, 1, 0).reshape(T, -1)
+    return data.reshape(-1, T).T
+
+
 def _lava_states(net):
     """The LIF and Dense processes inside a netx Network (for resetting between samples)."""
     lifs, synapses = [], []
@@ -514,9 +615,11 @@ def run_netx_lava(path, x, *, fresh: bool = False) -> np.ndarray:
 
     ``x``: 0/1 spikes [samples, steps, inputs]; column t-1 is sent at time step t by a RingBuffer
     source, and output column t-1 is the sink's record of step t. By default the network is built and
-    compiled once; before each further sample every LIF's ``u``/``v`` and every Dense's ``a_buff`` are
-    set back to 0 (their only state), which makes each sample a fresh run. ``fresh=True`` builds a new
-    network per sample instead (slow; used to test the reset). Lava is always stopped.
+    compiled once; before each further sample every LIF's ``u``/``v`` and every synapse's buffer (Dense
+    ``a_buff``, Conv ``a_buf``) are set back to 0 (their only state), which makes each sample a fresh
+    run. ``fresh=True`` builds a new network per sample instead (slow; used to test the reset). Lava
+    is always stopped. Conv inputs/outputs are flat in (C, H, W) C-order, as in the spec; they are
+    transposed to and from netx's (x, y, c) layout here.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -535,13 +638,14 @@ def run_netx_lava(path, x, *, fresh: bool = False) -> np.ndarray:
     for group in samples:
         with quiet_fds():
             net = hdf5.Network(net_config=path)
-        n_in, n_out = int(np.prod(net.inp.shape)), int(np.prod(net.out.shape))
+        in_shape, out_shape = tuple(net.inp.shape), tuple(net.out.shape)
+        n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
         if x.shape[2] != n_in:
             raise ValueError(f"inputs have {x.shape[2]} channels but the network expects {n_in}")
         if out is None:
             out = np.zeros((S, T, n_out), dtype=np.uint8)
-        src = Source(data=x[group[0]].T.astype(np.int32))
-        sink = Sink(shape=net.out.shape, buffer=T)
+        src = Source(data=_to_lava(x[group[0]], in_shape))
+        sink = Sink(shape=out_shape, buffer=T)
         src.s_out.connect(net.inp)
         net.out.connect(sink.a_in)
         lifs, synapses = _lava_states(net)
@@ -550,14 +654,16 @@ def run_netx_lava(path, x, *, fresh: bool = False) -> np.ndarray:
             with quiet_fds():
                 for k, j in enumerate(group):
                     if k > 0:
-                        src.data.set(x[j].T.astype(np.int32))
+                        src.data.set(_to_lava(x[j], in_shape))
                         for p in lifs:
                             p.u.set(np.zeros(p.u.shape, dtype=np.int32))
                             p.v.set(np.zeros(p.v.shape, dtype=np.int32))
                         for p in synapses:
-                            p.a_buff.set(np.zeros(p.a_buff.shape, dtype=np.int32))
+                            name = "a_buf" if hasattr(p, "a_buf") else "a_buff"
+                            var = getattr(p, name)
+                            var.set(np.zeros(var.shape, dtype=np.int32))
                     net.run(condition=RunSteps(num_steps=T), run_cfg=cfg)
-                    out[j] = (np.asarray(sink.data.get()).reshape(n_out, T).T != 0)
+                    out[j] = _from_lava(np.asarray(sink.data.get()), out_shape, T) != 0
         finally:
             with quiet_fds():
                 net.stop()
