@@ -108,3 +108,10 @@ def choose_exp_and_threshold(ratio: float, sigma_mant: float = SIGMA_MANT) -> Tu
         vth = 1
         s = min(ratio * vth / 2.0 ** e, 80.0)
     return int(e), int(max(1, round(vth))), float(s)
+
+
+def round_to_grid_torch(w):
+    """Torch twin of :func:`round_to_grid` for a zero-mean (mixed-sign) float draw in mantissa units:
+    nearest even integer, clipped to [-256, 254]; returned as float32 holding exact integers."""
+    import torch
+    return torch.round(w.div_(STEP)).mul_(STEP).clamp_(MANT_LO, MANT_HI)
