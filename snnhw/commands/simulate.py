@@ -6,6 +6,9 @@ layer's output spikes [samples, steps, outputs] as uint8, indexed like Lava's Ri
 (column t-1 = time step t). ``--backend torch`` (default) reads the file with
 :func:`snnhw.io.netx.read_netx` and runs :func:`snnhw.core.network.simulate`, batched over samples;
 ``--backend lava`` runs lava-dl's own ``hdf5.Network`` on Lava, one sample after another.
+Supported layers are those of :mod:`snnhw.io.netx` (dense, dense_rec, conv, flatten, input); for a
+network that starts or ends with a conv layer the input/output vectors are flat (C, H, W) maps in
+C-order.
 """
 from __future__ import annotations
 
