@@ -1,15 +1,18 @@
 """Random differential cases, packed many to one Lava run.
 
-A *pack* is one Lava network holding many independent random *cases* side by side: every stage's
-synapse is the block-diagonal matrix of the cases' raw weight matrices, every LIF gets per-neuron
-``du``/``dv``/``vth``/``bias_mant``/``bias_exp`` arrays (Lava's fixed-point LIF arithmetic is
-elementwise). Lava's Dense/Sparse parameters ``weight_exp``, ``num_weight_bits`` and the derived sign
-mode are per process, so they are drawn per pack and shared by its cases; everything else (widths,
-time steps, decays, thresholds, biases, weights, inputs) is drawn per case. The sign mode Lava derives
-from the block matrix is ``determine_sign_mode`` of all the cases' weights (off-diagonal zeros can
-change neither ``min >= 0`` nor ``max <= 0``); each case's spec gets the effective weights under that
-mode (``snnhw.loihi.dense_effective_weights``), so Lava is handed raw weights and does its own clipping
-and truncation while the core sees the mantissas Lava ends up multiplying with.
+A *pack* is one Lava network holding many independent random *cases* side by side: one LIF process per
+layer holds every case's neurons, with per-neuron ``du``/``dv``/``vth``/``bias_mant``/``bias_exp``
+arrays (Lava's fixed-point LIF arithmetic is elementwise). Lava's Dense/Sparse parameters
+(``weight_exp``, ``num_weight_bits``, the derived sign mode) are per process, so the cases of a pack
+are split into G *groups*: each group has, per layer, its own synapse process (Lava ``Sparse``, or
+``Dense`` for small packs) whose matrix holds the group's cases' raw weight matrices on the block
+diagonal and zeros elsewhere; all G synapses of a layer feed the layer's one LIF ``a_in`` (Lava sums
+the ports in int32; the other groups contribute exact zeros). Everything else (widths, time steps,
+decays, thresholds, biases, weights, inputs) is drawn per case. The sign mode Lava derives from a
+group's matrix is ``determine_sign_mode`` of the group's weights (zeros can change neither
+``min >= 0`` nor ``max <= 0``); each case's spec gets the effective weights under that mode
+(``snnhw.loihi.dense_effective_weights``), so Lava is handed raw weights and does its own clipping and
+truncation while the core sees the mantissas Lava ends up multiplying with.
 
 Cases have their own number of steps (1..64); the pack runs for the longest and each case is compared
 on its own first ``T`` steps (a causal network cannot see later inputs).
@@ -24,7 +27,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from snnhw import loihi
-from snnhw.backends.lava import LavaStage, run_stages
+from snnhw.backends.lava import LavaStage, LavaSynapse, run_stages
 from snnhw.core.network import simulate
 from snnhw.spec import Dense, NetworkSpec, Neuron
 
@@ -48,15 +51,23 @@ class LayerParams:
 
 @dataclass
 class PackParams:
-    """One pack: depth, per-stage Lava parameters, graded first layer, Dense or Sparse processes."""
+    """One pack: per group, per stage Lava parameters (``groups[g][i]``); graded first layer; Dense or
+    Sparse processes. Case j belongs to group ``j % len(groups)``."""
 
     seed: int
     n_cases: int
-    layers: List[LayerParams]
+    groups: List[List[LayerParams]]
     graded: bool = False
     synapse: str = "sparse"  # "dense": Lava Dense (block matrix stored densely); "sparse": Lava Sparse
     max_width: int = 64
     max_steps: int = 64
+
+    @property
+    def depth(self) -> int:
+        return len(self.groups[0])
+
+    def layer(self, case: int, i: int) -> LayerParams:
+        return self.groups[case % len(self.groups)][i]
 
 
 @dataclass
@@ -129,14 +140,15 @@ def _input(rng, steps: int, n: int, graded: bool) -> np.ndarray:
     return (vals * mask).astype(np.int64)
 
 
-def draw_case(rng: np.random.Generator, pack: PackParams) -> Case:
-    depth = len(pack.layers)
+def draw_case(rng: np.random.Generator, pack: PackParams, j: int) -> Case:
+    depth = pack.depth
     wide = rng.random() < 0.3
     widths = [int(rng.integers(1, pack.max_width + 1)) if wide else int(rng.integers(1, 17))
               for _ in range(depth + 1)]
     steps = int(rng.integers(1, pack.max_steps + 1)) if rng.random() < 0.7 else pack.max_steps
     c = Case(widths, steps, _input(rng, steps, widths[0], pack.graded), [], [], [], [], [], [], [])
-    for i, lp in enumerate(pack.layers):
+    for i in range(depth):
+        lp = pack.layer(j, i)
         n_in, n_out = widths[i], widths[i + 1]
         c.w.append(_weights(rng, (n_out, n_in), lp.sign))
         c.w_rec.append(_weights(rng, (n_out, n_out), lp.rec_sign) if lp.recurrent else None)
@@ -159,7 +171,7 @@ def draw_case(rng: np.random.Generator, pack: PackParams) -> Case:
 
 def draw_cases(pack: PackParams) -> List[Case]:
     rng = np.random.default_rng(pack.seed)
-    return [draw_case(rng, pack) for _ in range(pack.n_cases)]
+    return [draw_case(rng, pack, j) for j in range(pack.n_cases)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -186,36 +198,55 @@ def _blocks(mats: List[np.ndarray], sparse: bool):
     return out
 
 
-def lava_pack(pack: PackParams, cases: List[Case], synapse: Optional[str] = None) -> List[List[Tuple]]:
+def _group_blocks(mats: List[np.ndarray], members: List[bool], sparse: bool):
+    """Block-diagonal matrix of ``mats`` with the blocks of non-members zeroed."""
+    return _blocks([m if keep else np.zeros_like(m) for m, keep in zip(mats, members)], sparse)
+
+
+def lava_pack(pack: PackParams, cases: List[Case], synapse: Optional[str] = None,
+              probes: str = "recorder") -> List[List[Tuple]]:
     """Run ``cases`` as one packed Lava network. Returns per case, per layer, (s, u, v) each [T, n]."""
     synapse = synapse or pack.synapse
     sparse = synapse == "sparse"
+    G = len(pack.groups)
     T = max(c.steps for c in cases)
-    n0 = [c.widths[0] for c in cases]
-    data = np.zeros((sum(n0), T), np.int64)
+    data = np.zeros((sum(c.widths[0] for c in cases), T), np.int64)
     off = 0
     for c in cases:
         data[off:off + c.widths[0], :c.steps] = c.x.T
         off += c.widths[0]
     stages = []
-    for i, lp in enumerate(pack.layers):
-        tile = lambda vals: np.concatenate([np.full(c.widths[i + 1], v, np.int64) for c, v in zip(cases, vals)])
+    for i in range(pack.depth):
+        def tile(vals):
+            return np.concatenate([np.full(c.widths[i + 1], v, np.int64) for c, v in zip(cases, vals)])
+
+        syns, recs = [], []
+        for g in range(G):
+            members = [j % G == g for j in range(len(cases))]
+            if not any(members):
+                continue
+            lp = pack.groups[g][i]
+            syns.append(LavaSynapse(_group_blocks([c.w[i] for c in cases], members, sparse), lp.weight_exp,
+                                    lp.num_weight_bits, None, i == 0 and pack.graded, sparse))
+            if lp.recurrent:
+                recs.append(LavaSynapse(_group_blocks([c.w_rec[i] if c.w_rec[i] is not None
+                                                       else np.zeros((c.widths[i + 1],) * 2, np.int64)
+                                                       for c in cases], members, sparse),
+                                        lp.rec_exp, lp.rec_num_weight_bits, None, False, sparse))
+        first = syns[0]
         st = LavaStage(
-            weights=_blocks([c.w[i] for c in cases], sparse), shape=(sum(c.widths[i + 1] for c in cases),),
+            weights=first.weights, shape=(sum(c.widths[i + 1] for c in cases),),
             du=tile([loihi.lava_du(c.i_decay[i]) for c in cases]),
             dv=tile([loihi.lava_dv(c.v_decay[i]) for c in cases]),
             vth=tile([c.vth[i] for c in cases]),
             bias_mant=np.concatenate([c.bias_mant[i] for c in cases]),
             bias_exp=tile([c.bias_exp[i] for c in cases]),
-            weight_exp=lp.weight_exp, num_weight_bits=lp.num_weight_bits,
-            graded=(i == 0 and pack.graded), sparse=sparse)
-        if lp.recurrent:
-            st.weights_rec = _blocks([c.w_rec[i] for c in cases], sparse)
-            st.rec_exp, st.rec_num_weight_bits = lp.rec_exp, lp.rec_num_weight_bits
+            weight_exp=first.weight_exp, num_weight_bits=first.num_weight_bits,
+            graded=first.graded, sparse=sparse, extra=syns[1:], extra_rec=recs)
         stages.append(st)
-    outs = run_stages(stages, data, record=True)
+    outs = run_stages(stages, data, record=True, probes=probes)
     result = []
-    offs = [0] * len(pack.layers)
+    offs = [0] * pack.depth
     for c in cases:
         per_layer = []
         for i, o in enumerate(outs):
@@ -233,13 +264,16 @@ def lava_pack(pack: PackParams, cases: List[Case], synapse: Optional[str] = None
 def case_spec(pack: PackParams, cases: List[Case], j: int) -> NetworkSpec:
     """The NetworkSpec of case ``j`` with the effective weights Lava ends up using in this pack."""
     c = cases[j]
+    G = len(pack.groups)
+    group = [cc for jj, cc in enumerate(cases) if jj % G == j % G]
     layers = []
-    for i, lp in enumerate(pack.layers):
-        mode = pack_sign_mode([cc.w[i] for cc in cases])
+    for i in range(pack.depth):
+        lp = pack.layer(j, i)
+        mode = pack_sign_mode([cc.w[i] for cc in group])
         w_eff, _ = loihi.dense_effective_weights(c.w[i], lp.num_weight_bits, sign_mode=mode)
         w_rec = None
         if lp.recurrent:
-            rmode = pack_sign_mode([cc.w_rec[i] for cc in cases])
+            rmode = pack_sign_mode([cc.w_rec[i] for cc in group])
             w_rec, _ = loihi.dense_effective_weights(c.w_rec[i], lp.rec_num_weight_bits, sign_mode=rmode)
         layers.append(Dense(name=f"l{i}", weight=w_eff,
                             neuron=Neuron(i_decay=c.i_decay[i], v_decay=c.v_decay[i], vth_mant=c.vth[i]),
@@ -271,7 +305,7 @@ def compare(a: List[Tuple], b: List[Tuple]) -> Optional[str]:
     return None
 
 
-def run_pack(pack: PackParams) -> Tuple[int, List[str]]:
+def run_pack(pack: PackParams) -> Tuple[int, List[str]]:  # noqa: D401
     """Draw, run on Lava (packed) and on the core (each case alone), compare. Returns (cases, mismatch
     descriptions)."""
     cases = draw_cases(pack)

@@ -112,6 +112,19 @@ def _require_lava() -> None:
 # A network in Lava's own parameters
 # ------------------------------------------------------------------------------------------------
 @dataclass
+class LavaSynapse:
+    """An additional Dense/Sparse synapse into a stage's LIF (Lava sums all inputs of ``a_in`` in int32).
+    Fields as in :class:`LavaStage`."""
+
+    weights: np.ndarray
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    sign_mode: Optional[int] = None
+    graded: bool = False
+    sparse: bool = False
+
+
+@dataclass
 class LavaStage:
     """One synapse -> LIF stage, in exactly the values handed to Lava's processes.
 
@@ -125,6 +138,8 @@ class LavaStage:
     Recurrence: ``weights_rec`` [N, N] with its own ``rec_exp``/``rec_num_weight_bits``/``rec_sign_mode``.
     ``sparse``: carry the (block-diagonal) weight matrices in Lava's ``Sparse`` process instead of
     ``Dense`` (the same fixed-point model: clip, truncate, sign mode, exponent, delay; cost ~ nonzeros).
+    ``extra``/``extra_rec``: more synapses from the same source port / from this LIF into this LIF, each
+    its own Lava process with its own exponent, bit width and sign mode.
     ``flatten_input``: the previous stage is a 3-D LIF whose ``s_out`` is flattened (C-order over (W, H, C))
     into this Dense.
     """
@@ -147,6 +162,8 @@ class LavaStage:
     conv: Optional[dict] = None
     flatten_input: bool = False
     sparse: bool = False
+    extra: List[LavaSynapse] = field(default_factory=list)
+    extra_rec: List[LavaSynapse] = field(default_factory=list)
 
 
 @dataclass
@@ -221,30 +238,31 @@ def run_stages(stages: Sequence[LavaStage], data: np.ndarray, *, record: bool = 
             out_port = _hw_in_adapter(out_port)
         lifs, probes_made = [], []
         for i, st in enumerate(stages):
-            kw = dict(weight_exp=int(st.weight_exp), num_weight_bits=int(st.num_weight_bits))
-            if st.sign_mode is not None:
-                kw["sign_mode"] = loihi.SignMode(int(st.sign_mode))
             nmb = GRADED_MESSAGE_BITS if st.graded else 0
             if st.conv is not None:
                 c = st.conv
                 syn = LavaConv(weight=np.asarray(st.weights).astype(np.int32), input_shape=tuple(c["input_shape"]),
                                stride=tuple(c["stride"]), padding=tuple(c["padding"]),
                                groups=int(c["groups"]), num_message_bits=nmb)
-            elif st.sparse:
-                syn = LavaSparse(weights=_csr(st.weights), num_message_bits=nmb, **kw)
             else:
-                syn = LavaDense(weights=np.asarray(st.weights), num_message_bits=nmb, **kw)
-            (out_port.flatten() if st.flatten_input else out_port).connect(syn.s_in)
+                syn = _synapse(LavaDense, LavaSparse, LavaSynapse(
+                    st.weights, st.weight_exp, st.num_weight_bits, st.sign_mode, st.graded, st.sparse))
+            in_port = out_port.flatten() if st.flatten_input else out_port
+            in_port.connect(syn.s_in)
             lif = LIF(shape=tuple(st.shape), du=_as_lava_param(st.du), dv=_as_lava_param(st.dv),
                       vth=_as_lava_param(st.vth), bias_mant=_as_lava_param(st.bias_mant),
                       bias_exp=_as_lava_param(st.bias_exp))
             syn.a_out.connect(lif.a_in)
+            for ex in st.extra:
+                syn2 = _synapse(LavaDense, LavaSparse, ex)
+                in_port.connect(syn2.s_in)
+                syn2.a_out.connect(lif.a_in)
+            recs = list(st.extra_rec)
             if st.weights_rec is not None:
-                rkw = dict(weight_exp=int(st.rec_exp), num_weight_bits=int(st.rec_num_weight_bits))
-                if st.rec_sign_mode is not None:
-                    rkw["sign_mode"] = loihi.SignMode(int(st.rec_sign_mode))
-                rec = (LavaSparse(weights=_csr(st.weights_rec), **rkw) if st.sparse
-                       else LavaDense(weights=np.asarray(st.weights_rec), **rkw))
+                recs.insert(0, LavaSynapse(st.weights_rec, st.rec_exp, st.rec_num_weight_bits,
+                                           st.rec_sign_mode, False, st.sparse))
+            for r in recs:
+                rec = _synapse(LavaDense, LavaSparse, r)
                 lif.s_out.connect(rec.s_in)
                 rec.a_out.connect(lif.a_in)
             if probes == "recorder":
@@ -290,6 +308,17 @@ def run_stages(stages: Sequence[LavaStage], data: np.ndarray, *, record: bool = 
                 else:
                     outs.append(StageOutput(np.load(path).astype(np.int64)))
     return outs
+
+
+def _synapse(LavaDense, LavaSparse, syn: LavaSynapse):
+    """A Lava Dense or Sparse process for ``syn``."""
+    kw = dict(weight_exp=int(syn.weight_exp), num_weight_bits=int(syn.num_weight_bits),
+              num_message_bits=GRADED_MESSAGE_BITS if syn.graded else 0)
+    if syn.sign_mode is not None:
+        kw["sign_mode"] = loihi.SignMode(int(syn.sign_mode))
+    if syn.sparse:
+        return LavaSparse(weights=_csr(syn.weights), **kw)
+    return LavaDense(weights=np.asarray(syn.weights), **kw)
 
 
 def _csr(w):
