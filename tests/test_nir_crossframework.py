@@ -137,3 +137,33 @@ def test_norse_recurrent_matches_and_snntorch_caveat(tmp_path):
         snt = _snntorch(path, x)
     assert np.array_equal(nor, ref)
     assert np.mean(snt == ref) < 1.0
+
+
+@pytest.mark.slow
+def test_default_recipe_model_nir_in_snntorch_and_norse(tmp_path):
+    """Acceptance: train the default recipe (digits_mlp on loihi2), take its run directory's model.nir and
+    verification inputs; snnTorch and Norse give snnhw's float-simulation class decisions on >= 99 %."""
+    from snnhw.train.pipeline import RunOptions, run as run_pipeline
+
+    torch.set_num_threads(1)
+    out = tmp_path / "digits"
+    run_pipeline(RunOptions(recipe="digits_mlp", target="loihi2", out=str(out), data_dir=str(tmp_path / "data"),
+                            device="cpu", seed=None, epochs=None, init=None, resume=False, verify_samples=None,
+                            backend="lava", progress=False), log=lambda m: None)
+    path = out / "model.nir"
+    nir.read(path)
+    x = np.load(out / "verify" / "inputs.npy").astype(np.float32)
+    ref = float_reference(load_model(path), x)
+    want = ref.output.sum(axis=1).argmax(1)
+    # snnhw's float simulation of the run's spec (Loihi timing, latency removed) gives the same decisions
+    from snnhw.io.nir import read_nir_spec
+
+    fspec = read_nir_spec(path)
+    fspec.quantized = False
+    xp = np.concatenate([x, np.zeros((x.shape[0], 2, x.shape[2]), np.float32)], axis=1)
+    sim = aligned([s.numpy() for s in simulate(fspec, xp, exact=False).layer_spikes], x.shape[1])
+    assert np.mean(sim[-1].sum(axis=1).argmax(1) == want) >= 0.99
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for out_fw in (_snntorch(path, x), _norse(path, x)):
+            assert np.mean(out_fw.sum(axis=1).argmax(1) == want) >= 0.99
