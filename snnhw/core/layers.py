@@ -84,11 +84,17 @@ def quantize_bias(b: torch.Tensor) -> torch.Tensor:
     return b + (q - b).detach()
 
 
-def _ste(value_float: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
-    """``exact`` in the forward, the gradient of ``value_float`` in the backward."""
-    dtype = torch.float32 if float(exact.abs().max()) < 2 ** 24 else torch.float64
+def _ste(value_float: torch.Tensor, exact: torch.Tensor, bound: float) -> torch.Tensor:
+    """``exact`` in the forward, the gradient of ``value_float`` in the backward. ``bound`` >= max|exact|
+    decides whether float32 holds the integers exactly (below 2**24) or float64 is needed."""
+    dtype = torch.float32 if bound < 2 ** 24 else torch.float64
     vf = value_float.to(dtype)
     return vf + (exact.to(dtype) - vf).detach()
+
+
+def _bound(fan_in: int, w: torch.Tensor, exp: int) -> float:
+    """Upper bound on |sum * 2**exp| for 0/1 inputs (cheap: from the weights only)."""
+    return float(fan_in) * float(w.detach().abs().max()) * 2.0 ** max(0, int(exp)) + 1.0
 
 
 def _neuron_params(neuron: Neuron) -> CubaParams:
@@ -209,7 +215,7 @@ class SpikingDense(_SpikingLayer):
         if self.quantized:
             exact = loihi.dense_accumulate(s.detach().to(torch.int64), w.detach().to(torch.int64),
                                            self.weight_exp)
-            acc = _ste(acc, exact)
+            acc = _ste(acc, exact, _bound(self.n_in, w, self.weight_exp))
         return loihi.delay_one_step(acc, dim=1)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
@@ -269,7 +275,7 @@ class SpikingConv(_SpikingLayer):
             wi = w.detach().to(torch.float64)
             raw = F.conv2d(x.detach().to(torch.float64), wi, stride=self.stride, padding=self.padding)
             exact = loihi.i32(loihi.shift_floor(raw.round().to(torch.int64), self.weight_exp))
-            acc = _ste(acc, exact)
+            acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
         a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
         per = int(np.prod(self.out_shape[1:]))
         return self.neurons(a, self.effective_bias(per))
@@ -312,7 +318,7 @@ class SpikingSumPool(_SpikingLayer):
         if self.quantized:
             raw = F.conv2d(x.detach().to(torch.float64), w.to(torch.float64), stride=self.kernel, groups=c)
             exact = loihi.i32(loihi.shift_floor(raw.round().to(torch.int64), self.weight_exp))
-            acc = _ste(acc, exact)
+            acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
         a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
         return self.neurons(a)
 

@@ -1,0 +1,144 @@
+"""Training throughput: snnhw's Loihi-exact QAT vs lava-dl slayer CUBA blocks vs snnTorch ``Synaptic``.
+
+Same task for all three: MLP 64-256-256-10 of CUBA LIF neurons, batch 64, T = 20 steps, random input
+spikes (rate 0.2), cross-entropy on output spike counts, one Adam step per batch, CPU with 2 threads.
+Prints samples/s (forward + backward + optimizer step) for each and the ratios.
+
+    .venv/bin/python benchmarks/train_throughput.py [--iters 20] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+B, T, SIZES = 64, 20, (64, 256, 256, 10)
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(B, T, SIZES[0], generator=g) < 0.2).float()
+    y = torch.randint(0, SIZES[-1], (B,), generator=g)
+    return x, y
+
+
+def bench(step, iters, warmup=3):
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return iters * B / (time.perf_counter() - t0)
+
+
+def snnhw_step():
+    from snnhw.core.layers import SpikingDense, SpikingNet
+    from snnhw.spec import Neuron
+
+    n = Neuron(i_decay=1024, v_decay=128, vth_mant=400)
+    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
+    model = SpikingNet((SIZES[0],), layers)
+    with torch.no_grad():
+        for l in layers:
+            l.weight.normal_(0, 40)
+    opt = torch.optim.Adam(model.parameters(), lr=0.5)
+    x, y = batch()
+
+    def step():
+        out = model(x)
+        loss = F.cross_entropy(out.sum(1) * 0.5, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.clamp_parameters_()
+    return step
+
+
+@contextlib.contextmanager
+def _quiet():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in saved + [null]:
+            os.close(f)
+
+
+def slayer_step():
+    with _quiet():
+        import lava.lib.dl.slayer as slayer
+    params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
+              "scale_grad": 3, "requires_grad": False}
+    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+    opt = torch.optim.Adam(blocks.parameters(), lr=1e-3)
+    x, y = batch()
+    xs = x.permute(0, 2, 1).contiguous()  # slayer: [N, C, T]
+
+    def step():
+        s = xs
+        for b in blocks:
+            s = b(s)
+        loss = F.cross_entropy(s.sum(-1) * 0.5, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def snntorch_step():
+    import snntorch as snn
+
+    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+    lifs = [snn.Synaptic(alpha=0.75, beta=0.97) for _ in fcs]
+    opt = torch.optim.Adam(fcs.parameters(), lr=1e-3)
+    x, y = batch()
+
+    def step():
+        states = [lif.init_synaptic() for lif in lifs]
+        count = 0
+        for t in range(T):
+            s = x[:, t]
+            for i, (fc, lif) in enumerate(zip(fcs, lifs)):
+                syn, mem = states[i]
+                s, syn, mem = lif(fc(s), syn, mem)
+                states[i] = (syn, mem)
+            count = count + s
+        loss = F.cross_entropy(count * 0.5, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    res = {}
+    for name, make in (("snnhw (Loihi-exact QAT)", snnhw_step), ("lava-dl slayer cuba.Dense", slayer_step),
+                       ("snnTorch Synaptic", snntorch_step)):
+        res[name] = bench(make(), a.iters)
+        print(f"{name:28s} {res[name]:9.1f} samples/s", flush=True)
+    names = list(res)
+    print(f"snnhw / slayer   = {res[names[0]] / res[names[1]]:.2f}x   (goal >= 3x)")
+    print(f"snnhw / snnTorch = {res[names[0]] / res[names[2]]:.2f}x   (goal >= 2x)")
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {B}, T={T}, {a.threads} threads, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
