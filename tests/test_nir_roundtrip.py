@@ -163,3 +163,48 @@ def load_model_from_graph(g):
     from snnhw.io.nir import graph_to_model
 
     return graph_to_model(g)
+
+
+# ------------------------------------------------------------------------------------------------
+# snnhw export CLI
+# ------------------------------------------------------------------------------------------------
+def test_export_cli_from_spec_json_checkpoint_and_nir(tmp_path, capsys):
+    from snnhw.cli import main
+    from snnhw.core.layers import SpikingNet
+    from snnhw.io.netx import read_netx
+    from snnhw.train.checkpoint import save_checkpoint
+
+    spec = recurrent()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.json").write_text(spec.to_json())
+    assert main(["export", str(run / "spec.json"), "--format", "nir", "--out", str(tmp_path / "a.nir")]) == 0
+    assert "read back with nir type check: ok" in capsys.readouterr().out
+    _same_spec(spec, read_nir_spec(tmp_path / "a.nir"))
+    # a training checkpoint (values) + its run directory's spec.json (structure)
+    net = SpikingNet.from_spec(spec)
+    save_checkpoint(str(run / "checkpoint.pt"), net, None, None, 1, {})
+    assert main(["export", str(run), "--format", "nir"]) == 0
+    _same_spec(net.to_spec(), read_nir_spec(run / "model.nir"))
+    # NIR -> netx conversion of an snnhw-written file (netx encodes weight_exp <= 0 only)
+    spec0 = recurrent()
+    spec0.layers[0].weight_exp = 0
+    export_nir(spec0, tmp_path / "z.nir")
+    assert main(["export", str(tmp_path / "z.nir"), "--format", "netx", "--out", str(tmp_path / "z.net")]) == 0
+    back = read_netx(tmp_path / "z.net")
+    x = spikes(spec0)
+    assert torch.equal(simulate(back, x).output, simulate(spec0, x).output)
+
+
+def test_export_cli_lossy_flag(tmp_path, capsys):
+    from snnhw.cli import main
+
+    spec = mlp(quantized=False)
+    spec.layers[0].neuron = Neuron(1000.5, 250.25, 3.1, reset="subtract")
+    (tmp_path / "s.json").write_text(spec.to_json())
+    assert main(["export", str(tmp_path / "s.json"), "--out", str(tmp_path / "s.nir")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--lossy" in err
+    assert main(["export", str(tmp_path / "s.json"), "--out", str(tmp_path / "s.nir"), "--lossy"]) == 0
+    assert "lossy" in capsys.readouterr().err
+    assert "subtractive" in str(nir.read(tmp_path / "s.nir").metadata["snnhw.lossy"])

@@ -1,7 +1,7 @@
 """``snnhw export RUN_DIR_OR_CHECKPOINT --format nir|netx [--out FILE] [--dt S] [--lossy]``.
 
-Reads a network from a run directory (``spec.json``, else ``checkpoint.pt`` holding a ``spec``, else
-``model.net``) or from a file (``.json`` NetworkSpec, ``.pt`` checkpoint, ``.net`` netx, ``.nir`` written
+Reads a network from a run directory (``checkpoint.pt`` with the structure of the directory's
+``spec.json``, else ``spec.json``, else ``model.net``) or from a file (``.json`` NetworkSpec, ``.pt`` checkpoint, ``.net`` netx, ``.nir`` written
 by snnhw) and writes it as NIR (:func:`snnhw.io.nir.export_nir`: forward Euler, snnTorch convention,
 exact Loihi integers in metadata; read back with nir's type check before success is reported) or as
 lava-dl netx (:func:`snnhw.io.netx.write_netx`; dense and recurrent-dense layers only).
@@ -40,8 +40,22 @@ def _spec_from_checkpoint(path: Path):
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not an snnhw checkpoint")
     spec = state.get("spec")
+    if spec is None and "model" in state and "constants" in state and (path.parent / "spec.json").is_file():
+        # a training checkpoint holds values, not the architecture: take the structure from the run
+        # directory's spec.json and every value (weights, exponents, decays, thresholds) from the checkpoint
+        from snnhw.core.layers import SpikingNet
+        from snnhw.train.checkpoint import load_model_constants
+
+        structure = NetworkSpec.from_json((path.parent / "spec.json").read_text())
+        net = SpikingNet.from_spec(structure)
+        try:
+            net.load_state_dict(state["model"])
+            load_model_constants(net, state["constants"])
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} does not fit {path.parent / 'spec.json'}: {str(e).splitlines()[0]}") from None
+        return net.to_spec()
     if spec is None:
-        raise ValueError(f"{path} holds no 'spec'; export the run directory's spec.json or model.net instead")
+        raise ValueError(f"{path} holds no network structure and has no spec.json beside it")
     if isinstance(spec, str):
         return NetworkSpec.from_json(spec)
     if isinstance(spec, dict):
@@ -61,7 +75,7 @@ def load_spec(source) -> "tuple":
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or directory")
     if p.is_dir():
-        for name in ("spec.json", "checkpoint.pt", "model.net"):
+        for name in ("checkpoint.pt", "spec.json", "model.net"):
             if (p / name).is_file():
                 try:
                     return load_spec(p / name)[0], p
