@@ -14,7 +14,7 @@ from netx_files import HAVE_LAVA_DL, cuba, write_raw
 from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.io.netx import NetxFormatError, read_netx, run_netx_lava, write_netx
-from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron
+from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
 needs_lava = pytest.mark.skipif(not HAVE_LAVA_DL, reason="lava-dl is not installed")
 
@@ -295,11 +295,54 @@ def test_write_errors(tmp_path, layer, message):
     assert not os.listdir(tmp_path)
 
 
-def test_write_rejects_conv(tmp_path):
-    conv = Conv("c", np.ones((2, 1, 2, 2), dtype=np.int64) * 2, (1, 3, 3))
-    spec = NetworkSpec((1, 3, 3), [conv, Flatten("f", (2, 2, 2)), Dense("d", np.ones((1, 8)) * 2, Neuron())])
-    with pytest.raises(NetxFormatError, match="conv layers cannot be written"):
+def cnn_spec(rng):
+    """Conv (asymmetric kernel/stride/padding) -> SumPool -> Flatten -> Dense, with biases."""
+    return NetworkSpec((2, 6, 7), [
+        Conv("c", rng.integers(-40, 60, (3, 2, 3, 2)) * 2, (2, 6, 7), Neuron(900, 300, 40), stride=(1, 2),
+             padding=(1, 0), bias_mant=rng.integers(-3, 6, 3)),
+        SumPool("p", (3, 6, 3), kernel=(2, 1), stride=(2, 1), weight=3, weight_exp=1, neuron=Neuron(4096, 4096, 5)),
+        Flatten("f", (3, 3, 3)),
+        Dense("d", rng.integers(-40, 61, (4, 27)) * 2, Neuron(1024, 128, 30), bias_mant=rng.integers(-2, 3, 4))])
+
+
+def test_write_conv_pool_round_trip(tmp_path):
+    rng = np.random.default_rng(8)
+    spec = cnn_spec(rng).validate()
+    write_netx(spec, tmp_path / "cnn.net")
+    back = read_netx(tmp_path / "cnn.net", strict=True)
+    assert [l.kind for l in back.layers] == ["conv", "conv", "flatten", "dense"]  # the pool became a conv
+    assert back.input_shape == (2, 6, 7)
+    x = torch.as_tensor(spikes(rng, (3, 30, 84), 0.3))
+    r1, r2 = simulate(spec, x, record=True), simulate(back, x, record=True)
+    assert 0 < r1.output.sum() < r1.output.numel()
+    for t1, t2 in zip(r1.traces, r2.traces):
+        assert torch.equal(t1.s, t2.s) and torch.equal(t1.u, t2.u) and torch.equal(t1.v, t2.v)
+
+
+@needs_lava
+def test_written_cnn_matches_lava(tmp_path):
+    rng = np.random.default_rng(9)
+    spec = cnn_spec(rng)
+    write_netx(spec, tmp_path / "cnn.net")
+    x = spikes(rng, (2, 30, 84), 0.3)
+    y_spec = simulate(spec, torch.as_tensor(x)).output.numpy().astype(np.uint8)
+    y_lava = run_netx_lava(tmp_path / "cnn.net", x)
+    assert 0 < y_lava.sum() < y_lava.size
+    np.testing.assert_array_equal(y_spec, y_lava)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda s: s.layers[0].weight.__setitem__((0, 0, 0, 0), 200) or s.layers[0].__setattr__("weight_exp", 1),
+     r"conv weight 400 .* is outside -256\.\.255"),
+    (lambda s: s.layers.pop(2), "needs a Flatten layer"),
+    (lambda s: s.layers.insert(0, Dense("x", np.ones((84, 84)) * 2)), "after a dense or flatten"),
+])
+def test_write_conv_errors(tmp_path, make, message):
+    spec = cnn_spec(np.random.default_rng(1))
+    make(spec)
+    with pytest.raises(ValueError, match=message) as e:
         write_netx(spec, tmp_path / "c.net")
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -380,8 +423,6 @@ def test_read_conv_values(tmp_path):
     assert conv.weight[0, 0, 0, 0] == 3 and conv.weight.shape == (3, 2, 3, 2)
     np.testing.assert_array_equal(conv.bias_mant, layers[1]["bias"].astype(int))
     assert conv2.out_shape == (2, 4, 2) and flat.input_shape == (2, 4, 2) and dense.n_in == 16
-    with pytest.raises(NetxFormatError, match="conv layers cannot be written"):
-        write_netx(spec, tmp_path / "back.net")
 
 
 def test_read_errors_files(tmp_path):

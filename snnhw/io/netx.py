@@ -51,7 +51,8 @@ from such a file may therefore exceed the chip's 13-bit bias, and mixed-sign odd
 9-bit mantissas (Lava's CPU model runs them; the chip has 8 bits). ``read_netx(path, strict=True)``
 additionally runs :meth:`NetworkSpec.validate` (the chip's ranges).
 
-``write_netx(spec, path)`` writes dense and recurrent-dense layers (conv is read-only) in the schema
+``write_netx(spec, path)`` writes dense, recurrent-dense, conv and flatten layers, and sum-pool
+layers as the equivalent conv with a channel-diagonal kernel (netx 0.6.0 has no pool), in the schema
 of reference §5.7 (datasets, never attributes; no
 ``neuron/messageBits``; the file starts with a weight layer) atomically. A netx file has no weight
 exponent: each layer is stored as integer weights ``weight * 2**weight_exp``, which must be exact,
@@ -75,7 +76,7 @@ import h5py
 import numpy as np
 
 from snnhw import loihi
-from snnhw.spec import Conv, Dense, Flatten, Neuron, NetworkSpec
+from snnhw.spec import Conv, Dense, Flatten, Neuron, NetworkSpec, SumPool
 
 #: netx's neuron for a dense layer without a ``neuron`` group (hdf5.py ``create_dense``).
 NETX_DEFAULT_NEURON = dict(i_decay=0, v_decay=4096, vth_mant=1 << 17)
@@ -443,40 +444,110 @@ def _check_encoding(parts: List[np.ndarray], where: str) -> None:
         col += part.shape[1]
 
 
+def _neuron_record(layer, where: str) -> dict:
+    n = layer.neuron
+    if n.reset != "zero":
+        raise NetxFormatError(f"{where}: netx neurons reset v to 0, not '{n.reset}'")
+    i_decay = int(_as_int(n.i_decay, "i_decay", where))
+    v_decay = int(_as_int(n.v_decay, "v_decay", where))
+    vth = int(_as_int(n.vth_mant, "vth_mant", where))
+    loihi.check_range("i_decay", i_decay, where)
+    loihi.check_range("v_decay", v_decay, where)
+    if not VTH_READ_RANGE[0] <= vth <= VTH_READ_RANGE[1]:
+        raise loihi.RangeError(f"{where}: vth_mant = {vth} is outside the legal range "
+                               f"{VTH_READ_RANGE[0]}..{VTH_READ_RANGE[1]}")
+    return dict(type="CUBA", iDecay=i_decay, vDecay=v_decay, vThMant=vth, refDelay=1, gradedSpike=False)
+
+
+def _bias_record(layer, n: int, where: str) -> Optional[np.ndarray]:
+    """File bias ``B / 64`` (netx's bias_exp is 6) for ``n`` neurons or channels; exact or an error."""
+    if layer.bias_mant is None:
+        return None
+    import torch  # local: keeps the reader's import light
+
+    mant = _as_int(layer.bias_mant, "bias_mant", where)
+    big = loihi.effective_bias(torch.as_tensor(mant), int(layer.bias_exp)).numpy().astype(np.int64)
+    big = np.broadcast_to(big, (n,))
+    if np.any(big % (1 << loihi.NETX_BIAS_EXP)):
+        raise NetxFormatError(f"{where}: bias {int(big[np.argmax(big % 64 != 0)])} (state units) "
+                              "is not a multiple of 64; netx's bias exponent is fixed at 6")
+    b = big >> loihi.NETX_BIAS_EXP
+    if b.min() < BIAS_INT16[0] or b.max() > BIAS_INT16[1]:
+        raise loihi.RangeError(f"{where}: bias mantissa {int(b[np.argmax(np.abs(b))])} (at exponent "
+                               f"6) is outside Lava's int16 range {BIAS_INT16[0]}..{BIAS_INT16[1]}")
+    return b
+
+
+def _conv_record(layer, where: str) -> dict:
+    """A Conv, or a SumPool written as the equivalent channel-diagonal conv (netx has no pool)."""
+    c_in = int(layer.input_shape[0])
+    if isinstance(layer, SumPool):
+        k = np.zeros((c_in, c_in, *layer.kernel), dtype=np.int64)
+        for c in range(c_in):
+            k[c, c] = int(_as_int(layer.weight, "weight", where))
+        w = _file_weights(k, layer.weight_exp, "weight", where)
+        stride, padding = tuple(layer.stride), (0, 0)
+    else:
+        w = _file_weights(layer.weight, layer.weight_exp, "weight", where)
+        stride, padding = tuple(layer.stride), tuple(layer.padding)
+    if w.ndim != 4:
+        raise NetxFormatError(f"{where}: conv weight must be [out, in, kH, kW], got {tuple(w.shape)}")
+    lo, hi = loihi.RANGES["weight"]
+    if w.min() < lo or w.max() > hi:
+        raise loihi.RangeError(f"{where}: conv weight {int(w.flat[np.argmax(np.abs(w))])} (weight * "
+                               f"2**weight_exp; netx conv has no exponent) is outside {lo}..{hi}")
+    if int(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) >= CONV_SUM_LIMIT:
+        raise NetxFormatError(f"{where}: conv sums could reach 2**23, where Lava's Conv wraps at 24 bits")
+    c_out = int(w.shape[0])
+    data = dict(shape=np.array(layer.out_shape, dtype=np.int64), weight=w,
+                inChannels=np.int64(c_in), outChannels=np.int64(c_out),
+                kernelSize=np.array(w.shape[2:], dtype=np.int64),
+                stride=np.array(stride, dtype=np.int64), padding=np.array(padding, dtype=np.int64),
+                dilation=np.array([1, 1], dtype=np.int64), groups=np.int64(1))
+    b = _bias_record(layer, c_out, where)
+    if b is not None:
+        data["bias"] = b
+    return data
+
+
 def _layer_records(spec: NetworkSpec):
-    """Yield (type, datasets dict, neuron dict) per netx layer, after checking exactness."""
+    """(type, datasets, neuron dict or None) per netx layer, after checking exactness."""
     if not spec.quantized:
         raise NetxFormatError("write_netx needs a quantized spec (integer Loihi parameters)")
     records = []
     seen_weight = False
+    prev = None
     for layer in spec.layers:
         where = f"layer {layer.name}"
         if isinstance(layer, Flatten):
-            if seen_weight:
-                raise NetxFormatError(f"{where}: flatten after a weight layer cannot be written to netx")
-            continue  # netx dense inputs are flat already
+            if isinstance(prev, (Conv, SumPool)):
+                records.append(("flatten", dict(shape=np.array([layer.n_out], dtype=np.int64)), None))
+            elif seen_weight:
+                raise NetxFormatError(f"{where}: flatten after a dense layer cannot be written to netx")
+            prev = layer
+            continue  # a leading flatten: netx dense inputs are flat already
+        if isinstance(layer, (Conv, SumPool)):
+            if isinstance(prev, (Dense, Flatten)):
+                raise NetxFormatError(f"{where}: a conv/pool layer after a dense or flatten layer cannot be "
+                                      "written to netx")
+            if not seen_weight:
+                records.append(("input", dict(shape=np.array(layer.input_shape, dtype=np.int64)), None))
+            records.append(("conv", _conv_record(layer, where), _neuron_record(layer, where)))
+            seen_weight, prev = True, layer
+            continue
         if not isinstance(layer, Dense):
-            raise NetxFormatError(f"{where}: {layer.kind} layers cannot be written to netx "
-                                  "(supported: dense, dense with recurrent weights)")
-        seen_weight = True
+            raise NetxFormatError(f"{where}: {layer.kind} layers cannot be written to netx")
+        if isinstance(prev, (Conv, SumPool)):
+            raise NetxFormatError(f"{where}: a dense layer after a conv/pool layer needs a Flatten layer")
         if layer.graded_input:
             raise NetxFormatError(f"{where}: graded input cannot be stored in a netx file "
                                   "(netx takes it as a Network() argument)")
-        n = layer.neuron
-        if n.reset != "zero":
-            raise NetxFormatError(f"{where}: netx neurons reset v to 0, not '{n.reset}'")
-        i_decay = int(_as_int(n.i_decay, "i_decay", where))
-        v_decay = int(_as_int(n.v_decay, "v_decay", where))
-        vth = int(_as_int(n.vth_mant, "vth_mant", where))
-        loihi.check_range("i_decay", i_decay, where)
-        loihi.check_range("v_decay", v_decay, where)
-        if not VTH_READ_RANGE[0] <= vth <= VTH_READ_RANGE[1]:
-            raise loihi.RangeError(f"{where}: vth_mant = {vth} is outside the legal range "
-                                   f"{VTH_READ_RANGE[0]}..{VTH_READ_RANGE[1]}")
+        neuron = _neuron_record(layer, where)
         w = _file_weights(layer.weight, layer.weight_exp, "weight", where)
         if w.ndim != 2:
             raise NetxFormatError(f"{where}: weight must be 2-D [out, in], got {tuple(w.shape)}")
-        data = {"weight": w}
+        data = dict(shape=np.array([w.shape[0]], dtype=np.int64), inFeatures=np.int64(w.shape[1]),
+                    outFeatures=np.int64(w.shape[0]), weight=w)
         parts = [w]
         ltype = "dense"
         if layer.weight_rec is not None:
@@ -487,36 +558,32 @@ def _layer_records(spec: NetworkSpec):
             parts.append(wr)
             ltype = "dense_rec"
         _check_encoding(parts, where)
-        if layer.bias_mant is not None:
-            mant = _as_int(layer.bias_mant, "bias_mant", where)
-            import torch  # local: keeps the reader's import light
-
-            big = loihi.effective_bias(torch.as_tensor(mant), int(layer.bias_exp)).numpy().astype(np.int64)
-            big = np.broadcast_to(big, (w.shape[0],))
-            if np.any(big % (1 << loihi.NETX_BIAS_EXP)):
-                raise NetxFormatError(f"{where}: bias {int(big[np.argmax(big % 64 != 0)])} (state units) "
-                                      "is not a multiple of 64; netx's bias exponent is fixed at 6")
-            b = big >> loihi.NETX_BIAS_EXP
-            if b.min() < BIAS_INT16[0] or b.max() > BIAS_INT16[1]:
-                raise loihi.RangeError(f"{where}: bias mantissa {int(b[np.argmax(np.abs(b))])} (at exponent "
-                                       f"6) is outside Lava's int16 range {BIAS_INT16[0]}..{BIAS_INT16[1]}")
+        b = _bias_record(layer, w.shape[0], where)
+        if b is not None:
             data["bias"] = b
-        records.append((ltype, data, dict(type="CUBA", iDecay=i_decay, vDecay=v_decay, vThMant=vth,
-                                          refDelay=1, gradedSpike=False)))
-    if not records:
-        raise NetxFormatError("network has no dense layers to write")
+        records.append((ltype, data, neuron))
+        seen_weight, prev = True, layer
+    if not seen_weight:
+        raise NetxFormatError("network has no weight layers to write")
     return records
+
+
+_FLOAT_KEYS = ("weight", "weight_rec", "bias")
 
 
 def write_netx(spec: NetworkSpec, path) -> None:
     """Write ``spec`` as a lava-dl netx 0.6.0 HDF5 file (atomically: temp file + ``os.replace``).
 
     Weights are stored as float32 integers ``weight * 2**weight_exp`` (exact below 2**24), biases as
-    float32 ``B / 64`` where ``B = bias_mant << bias_exp``; neuron parameters as integer datasets.
+    float32 ``B / 64`` where ``B = bias_mant << bias_exp``; shapes, conv hyper-parameters and neuron
+    parameters as integer datasets. A network starting with a conv/pool layer gets a leading
+    ``input`` layer (shape (C, H, W), no neuron) so that netx knows the input map.
     """
     records = _layer_records(spec)
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"{path}: output folder {d} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".net", dir=d)
     os.close(fd)
     try:
@@ -525,14 +592,10 @@ def write_netx(spec: NetworkSpec, path) -> None:
             for i, (ltype, data, neuron) in enumerate(records):
                 g = lg.create_group(str(i))
                 g.create_dataset("type", (1,), "S10", [ltype.encode("ascii")])
-                n_out, n_in = data["weight"].shape
-                g.create_dataset("shape", data=np.array([n_out], dtype=np.int64))
-                g.create_dataset("inFeatures", data=np.int64(n_in))
-                g.create_dataset("outFeatures", data=np.int64(n_out))
-                for key in ("weight", "weight_rec", "bias"):
-                    if key in data:
-                        g.create_dataset(key, data=data[key].astype(np.float32))
-                for k, v in neuron.items():
+                for key, val in data.items():
+                    val = np.asarray(val)
+                    g.create_dataset(key, data=val.astype(np.float32) if key in _FLOAT_KEYS else val)
+                for k, v in (neuron or {}).items():
                     g.create_dataset(f"neuron/{k}", data=v)
         os.replace(tmp, path)
     except BaseException:
