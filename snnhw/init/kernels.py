@@ -157,6 +157,12 @@ MC_REPLICAS = 32  # neurons per quadrature node in the rate ensemble
 MC_STEPS = 256  # measured steps (after the burn-in)
 
 
+@functools.lru_cache(maxsize=8)
+def _noise(steps: int, nodes: int, seed: int) -> np.ndarray:
+    """Seeded standard-normal noise [steps, nodes, MC_REPLICAS] shared by all ensemble evaluations."""
+    return np.random.default_rng(seed).standard_normal((steps, nodes, MC_REPLICAS))
+
+
 def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, beta: float,
                    reset: str = "zero", seed: int = 12345) -> np.ndarray:
     """Firing rate (spikes/step) of a float CUBA LIF driven by white Gaussian input ``x_t ~ N(m, sigma_x**2)``
@@ -171,14 +177,14 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
     m = np.asarray(m, dtype=np.float64)
     tau = 1.0 / max(1.0 - max(alpha, beta), 1e-3)
     burn = int(min(5 * tau, 1000)) + 4
-    rng = np.random.default_rng(seed)
     shape = (m.size, MC_REPLICAS)
+    noise = _noise(burn + MC_STEPS, m.size, seed)
     i = np.zeros(shape)
     v = np.zeros(shape)
     count = np.zeros(shape)
     mm = m.reshape(-1, 1)
     for t in range(burn + MC_STEPS):
-        x = mm + sigma_x * rng.standard_normal(shape)
+        x = mm + sigma_x * noise[t]
         i = alpha * i + x
         v = beta * v + i
         spk = v > theta
@@ -232,11 +238,15 @@ def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float,
     def rate(rho):
         return predict_population(n, 0.0, rho / math.sqrt(share), r_in, m2_in, 1.0, alpha, beta, reset)[0]
 
-    lo, hi = 1e-4, 1e2
+    k2 = sum_k2(alpha, beta)
+    rho0 = 1.0 / math.sqrt(n * max(r_in, 1e-9) * (k2 if math.isfinite(k2) else 1e6))  # free sigma_V = theta
+    lo, hi = rho0 / 64.0, rho0 * 64.0
     if rate(hi) < target:
         raise ValueError(f"no weight scale reaches a rate of {target} spikes/step for this neuron "
                          f"(alpha={alpha:.4g}, beta={beta:.4g}, reset={reset}); lower target_rate")
-    for _ in range(24):
+    if rate(lo) > target:
+        return lo
+    for _ in range(16):
         mid = math.sqrt(lo * hi)
         if rate(mid) < target:
             lo = mid
@@ -255,7 +265,7 @@ def design_ratio_chain(n: int, target: float, alpha: float, beta: float, reset: 
     for _ in range(iters):
         _, m2_new = predict_population(n, 0.0, rho, target, m2, 1.0, alpha, beta, reset)
         m2_new = min(max(m2_new, target ** 2), target)
-        if abs(m2_new - m2) < 1e-6:
+        if abs(m2_new - m2) < 0.01 * m2:
             break
         m2 = m2_new
         rho = design_ratio(n, target, target, m2, alpha, beta, reset, share)

@@ -189,11 +189,15 @@ def run_layer(layer, a: torch.Tensor, exact: bool, vth=None) -> torch.Tensor:
 def _calibrate_threshold(layer, a: torch.Tensor, exact: bool, target: float):
     """Bisect the threshold so the layer's measured rate is closest to ``target``. Integer mantissas on
     a quantized spec (1 .. 2**17-1), floats otherwise. Returns (vth, spikes)."""
-    lo_v, hi_v = loihi.RANGES["vth_mant"]
-    lo_v = 1 if exact else 1e-6
-    hi_v = hi_v if exact else float(max(layer.neuron.vth_mant, 1.0)) * 1e4
+    vmax = loihi.RANGES["vth_mant"][1]
+    v0 = max(float(layer.neuron.vth_mant), 1.0)
     rate = lambda vth: float(run_layer(layer, a, exact, vth).mean())  # noqa: E731
-    lo, hi = lo_v, hi_v  # rate(lo) high, rate(hi) low
+    # bracket [v0/2, 2 v0] around the analytic threshold, widened to the full range when it misses
+    lo, hi = (max(1, int(v0) // 2), min(vmax, 2 * int(v0) + 1)) if exact else (v0 / 2, v0 * 2)
+    if rate(lo) <= target:
+        lo = 1 if exact else v0 * 1e-4
+    if rate(hi) > target:
+        hi = vmax if exact else v0 * 1e4
     for _ in range(40):
         if exact and hi - lo <= 1:
             break
