@@ -1,0 +1,98 @@
+"""Benchmark: the torch core vs Lava's fixed-point CPU simulator on the same network and inputs.
+
+For each network: random Lava-representable weights, biases and decays (seeded), Bernoulli input
+spikes; Lava runs ``--lava-samples`` samples (one Lava run per sample, and once more with all of them
+side by side in one run, see :mod:`snnhw.backends.lava`), the core runs ``--core-samples`` samples in
+one batch. The spikes of every layer are checked identical on the samples both ran; then it prints
+sample*steps per second for each and the ratios. No assertion on timings: this is a measurement.
+
+    .venv/bin/python benchmarks/sim_vs_lava.py            # 4 x 200 LIF, T=100, and 784-1000-1000-10
+    .venv/bin/python benchmarks/sim_vs_lava.py --quick    # fewer samples
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from snnhw import loihi  # noqa: E402
+from snnhw.backends.lava import lava_available, run_lava  # noqa: E402
+from snnhw.core.network import simulate  # noqa: E402
+from snnhw.spec import Dense, NetworkSpec, Neuron  # noqa: E402
+
+
+def random_net(sizes, seed: int) -> NetworkSpec:
+    """A dense chain ``sizes[0] -> sizes[1] -> ...`` with weights scaled to keep layers active."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.normal(0, 2.5 * 255 / np.sqrt(n_in), (n_out, n_in)).round().clip(-256, 255)
+        w, _ = loihi.dense_effective_weights(w)
+        layers.append(Dense(f"l{i}", w, Neuron(i_decay=int(rng.integers(256, 2048)),
+                                               v_decay=int(rng.integers(64, 1024)), vth_mant=int(rng.integers(40, 120))),
+                            weight_exp=0, bias_mant=rng.integers(-8, 16, n_out)))
+    return NetworkSpec((sizes[0],), layers).validate()
+
+
+def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: int = 0) -> None:
+    spec = random_net(sizes, seed)
+    rng = np.random.default_rng(seed + 1)
+    x = (rng.random((max(lava_samples, core_samples), T, sizes[0])) < 0.1).astype(np.int64)
+    xl = x[:lava_samples]
+
+    t = time.perf_counter()
+    per_run = [run_lava(spec, xl[i:i + 1], batch=1) for i in range(lava_samples)]
+    t_lava1 = time.perf_counter() - t
+    t = time.perf_counter()
+    packed = run_lava(spec, xl, batch=lava_samples)
+    t_lavak = time.perf_counter() - t
+
+    simulate(spec, x[:2])  # warm-up
+    t = time.perf_counter()
+    core = simulate(spec, x[:core_samples])
+    t_core = time.perf_counter() - t
+
+    same = all(np.array_equal(np.concatenate([r.layer_spikes[i] for r in per_run]), packed.layer_spikes[i])
+               and np.array_equal(packed.layer_spikes[i], core.layer_spikes[i][:lava_samples].numpy().astype(np.int64))
+               for i in range(len(sizes) - 1))
+    rates = [float(core.layer_spikes[i][:lava_samples].mean()) for i in range(len(sizes) - 1)]
+    r1 = lava_samples * T / t_lava1
+    rk = lava_samples * T / t_lavak
+    rc = core_samples * T / t_core
+    print(f"\n== {name}: {'-'.join(map(str, sizes))}, T={T} ==")
+    print(f"spikes identical (all layers, {lava_samples} samples, Lava per-sample = Lava packed = core): {same}")
+    print("spike rates per layer: " + ", ".join(f"{r:.3f}" for r in rates))
+    print(f"Lava CPU sim, 1 sample per run : {r1:10.1f} sample*steps/s  ({lava_samples} runs, {t_lava1:.2f} s)")
+    print(f"Lava CPU sim, {lava_samples} samples packed : {rk:10.1f} sample*steps/s  (1 run, {t_lavak:.2f} s)")
+    print(f"core (torch, batch {core_samples})    : {rc:10.1f} sample*steps/s  ({t_core:.2f} s, "
+          f"{torch.get_num_threads()} threads)")
+    print(f"ratio core / Lava per-sample : {rc / r1:10.1f}x")
+    print(f"ratio core / Lava packed     : {rc / rk:10.1f}x")
+    if not same:
+        raise SystemExit("MISMATCH between the core and Lava")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if not lava_available():
+        print("lava-nc is not installed: nothing to compare against", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    q = args.quick
+    bench("4 x 200 LIF", [200, 200, 200, 200, 200], 100, 2 if q else 4, 64 if q else 256)
+    bench("bigger MLP", [784, 1000, 1000, 10], 100, 2 if q else 4, 32 if q else 128)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
