@@ -32,7 +32,7 @@ parameter          range             note
 ``bias_mant``      -4096 .. 4095     13-bit signed
 ``bias_exp``       0 .. 7            3-bit unsigned (netx writes 6)
 ``weight``         -256 .. 255       8-bit mantissa plus sign bit, as Lava's Dense clips
-``weight_exp``     -8 .. 7           exponent on the accumulated sum
+``weight_exp``     -8 .. 7           exponent on the accumulated sum (``rec_exp``: same, recurrent)
 ``num_weight_bits``1 .. 8            low bits cleared by Lava's Dense
 =================  ================  =====================================================
 
@@ -68,6 +68,7 @@ RANGES = {
     "bias_exp": (0, 7),
     "weight": (-256, 255),
     "weight_exp": (-8, 7),
+    "rec_exp": (-8, 7),
     "num_weight_bits": (1, 8),
 }
 

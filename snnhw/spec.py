@@ -242,7 +242,7 @@ class NetworkSpec:
                         f"{where}: {name} is not representable by Lava's Dense "
                         f"({mode.name.lower()} sign mode clears the LSB: use even mantissas)")
         if isinstance(layer, Dense):
-            loihi.check_range("weight_exp", layer.rec_exp, where)
+            loihi.check_range("rec_exp", layer.rec_exp, where)
 
     # ---- serialization (JSON + npz-free: arrays as lists) ---------------------------------------
     def to_dict(self) -> Dict:
