@@ -220,12 +220,14 @@ def _stage_stats(model: NirModel, calib_x, reset: str) -> List[Dict[str, np.ndar
     return out
 
 
-def quantize_model(model: NirModel, calib_x, *, reset: str = "zero",
-                   theta_scale: Optional[List[float]] = None) -> Tuple[NetworkSpec, List[LayerMap]]:
+def quantize_model(model: NirModel, calib_x, *, reset: str = "zero", theta_scale: Optional[List[float]] = None,
+                   max_weight_exp: int = 7) -> Tuple[NetworkSpec, List[LayerMap]]:
     """Map ``model`` to a quantized Loihi :class:`NetworkSpec` (see :func:`choose_scale`).
 
     ``calib_x`` [B, T, n_in]: calibration inputs (the float reference on them bounds u and v).
     ``theta_scale``: per-neuron-stage threshold multipliers (subtract-reset compensation).
+    ``max_weight_exp``: largest weight/recurrent exponent; 0 makes every Dense encodable by lava-dl netx
+    (whose files hold ``mantissa * 2**weight_exp`` within 8 bits).
     """
     stats = _stage_stats(model, calib_x, reset)
     layers: List = []
@@ -282,12 +284,17 @@ def quantize_model(model: NirModel, calib_x, *, reset: str = "zero",
         if st.kind in ("dense", "identity"):
             w = np.eye(nd.n) if st.kind == "identity" else st.weight
             wrow = per[:, None] * w
-            s, e = choose_scale(float(np.abs(wrow).max()), limits)
+            if st.weight_rec is not None and max_weight_exp < 7:
+                wrm = float(np.abs(per[:, None] * st.weight_rec).max())
+                if wrm > 0:
+                    limits["rec_weight_8bit"] = 254.0 * 2.0 ** max_weight_exp / wrm
+            s, e = choose_scale(float(np.abs(wrow).max()), limits, max_exp=max_weight_exp)
             rec_exp = None
             if st.weight_rec is not None:
                 wr_row = per[:, None] * st.weight_rec
                 wrmax = float(np.abs(wr_row).max())
-                rec_exp = int(np.clip(np.ceil(np.log2(max(s * wrmax / 254.0, 2.0 ** -30))), -8, 7)) if wrmax else 0
+                rec_exp = int(np.clip(np.ceil(np.log2(max(s * wrmax / 254.0, 2.0 ** -30))), -8,
+                                      max_weight_exp)) if wrmax else 0
             mant = _round_mantissas(s * wrow / 2.0 ** e)
             layer = Dense(name=name, weight=mant, weight_exp=e)
             if st.weight_rec is not None:
@@ -396,9 +403,10 @@ def _safe(name: str) -> str:
 # ================================================================================================
 def compensate_subtract(model: NirModel, calib_x, *, grid=None) -> Tuple[List[float], List[float]]:
     """Per neuron stage, the threshold multiplier k that makes a zero-reset network best reproduce the
-    subtract-reset reference (cosine of per-sample, per-neuron spike counts of that stage), chosen
-    greedily stage by stage with the earlier stages already compensated. Returns (k per stage, cosine
-    reached per stage). Runs on the float reference only (cheap); the chip then uses thresholds k*theta.
+    subtract-reset reference (least mean squared error of the per-sample, per-neuron spike counts of
+    that stage), chosen greedily stage by stage with the earlier stages already compensated. Returns
+    (k per stage, count cosine reached per stage). Runs on the float reference only (cheap); the chip
+    then uses thresholds k*theta.
     """
     grid = np.round(np.arange(0.5, 1.0001, 0.025), 4) if grid is None else np.asarray(grid)
     ref = float_reference(model, calib_x, reset="subtract")
@@ -407,14 +415,15 @@ def compensate_subtract(model: NirModel, calib_x, *, grid=None) -> Tuple[List[fl
     cos: List[float] = []
     for j in range(n_stages):
         target = ref.layer_spikes[j].sum(axis=1)
-        best = (-2.0, 1.0)
+        best = (np.inf, 1.0, 0.0)
         for kk in grid:
             trial = float_reference(model, calib_x, reset="zero", theta_scale=ks + [float(kk)], upto=j + 1)
-            c = cosine(trial.layer_spikes[j].sum(axis=1), target)
-            if c > best[0] + 1e-12:
-                best = (c, float(kk))
+            counts = trial.layer_spikes[j].sum(axis=1)
+            err = float(np.mean((counts - target) ** 2))
+            if err < best[0] - 1e-12:
+                best = (err, float(kk), cosine(counts, target))
         ks.append(best[1])
-        cos.append(best[0])
+        cos.append(best[2])
     return ks, cos
 
 
@@ -442,6 +451,14 @@ def agreement(chip_counts: np.ndarray, ref_counts: np.ndarray) -> Dict:
             "samples": int(chip_counts.shape[0]),
             "silent_samples_reference": int(np.sum(ref_counts.sum(axis=1) == 0)),
             "silent_samples_chip": int(np.sum(chip_counts.sum(axis=1) == 0))}
+
+
+def _ties(counts: np.ndarray) -> float:
+    """Fraction of samples whose two largest output counts are equal (arg-max decided by index)."""
+    if counts.shape[1] < 2:
+        return 0.0
+    top = np.sort(counts, axis=1)[:, -2:]
+    return float(np.mean(top[:, 0] == top[:, 1]))
 
 
 def poisson_inputs(n_in: int, *, rate: float, steps: int, samples: int, seed: int = 0) -> np.ndarray:
@@ -577,7 +594,8 @@ def _plots(out: Path, ref_counts, chip_counts, layers: List[Dict], ref_out, chip
 
 def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: str = "zero",
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
-               seed: int = 0, out: Optional[Path] = None, compensate: bool = True, log=None) -> Dict:
+               seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
+               log=None) -> Dict:
     """Run the whole import (module docstring) and return the report dict (also written to ``out``)."""
     from snnhw.io.nir import export_nir, load_model
 
@@ -599,6 +617,12 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         if not np.all(np.isfinite(x.astype(np.float64))):
             raise ValueError("inputs contain NaN or infinity")
         input_desc = {"kind": "file", "shape": list(x.shape)}
+    if inputs is None:  # held-out calibration draw with the same statistics
+        calib = poisson_inputs(model.n_in, rate=rate, steps=steps, samples=samples, seed=seed + 1_000_003)
+        input_desc["calibration"] = "a separate Poisson draw (seed + 1000003), same rate/steps/samples"
+    else:
+        calib = x
+        input_desc["calibration"] = "the given inputs themselves (in-sample)"
     B, T = x.shape[:2]
     log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} s "
         f"({model.dt_source}); {B} samples x {T} steps")
@@ -620,12 +644,14 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
                 exact_meta = False
         if not exact_meta:
             if reset == "subtract" and compensate:
-                ks, kc = compensate_subtract(model, x)
+                ks, kc = compensate_subtract(model, calib)
                 theta_scale = ks
-                comp = {"method": "per-layer threshold multiplier k chosen so that the zero-reset float network "
-                                  "best matches the subtract-reset reference's spike counts (greedy, layer by layer)",
+                comp = {"method": "per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the zero-reset float "
+                                  "network best matches the subtract-reset reference's spike counts (least squares, "
+                                  "greedy, layer by layer) on the calibration inputs",
                         "threshold_multipliers": ks, "float_count_cosine_per_layer": kc}
-            spec, maps = quantize_model(model, x, reset=reset, theta_scale=theta_scale)
+            spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale,
+                                        max_weight_exp=0 if netx_compatible else 7)
         L = latency(spec)
         xp = np.concatenate([x, np.zeros((B, L, x.shape[2]), dtype=x.dtype)], axis=1)
         log(f"running {B} samples on Lava (fixed_pt) ...")
@@ -648,7 +674,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         zero_ref = float_reference(model, x, reset="zero")
         eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
         if comp is not None:
-            unc_spec, _ = quantize_model(model, x, reset=reset)
+            unc_spec, _ = quantize_model(model, calib, reset=reset, max_weight_exp=0 if netx_compatible else 7)
             unc = aligned(run_twin(unc_spec, xp), T)
             eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
             eff["chip_without_compensation_backend"] = "snnhw-exact-core (bit-exact with Lava fixed_pt)"
@@ -665,7 +691,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         "nir_type_check": model.type_check_error or "passed",
         "spec_from": "snnhw metadata (bit-exact)" if exact_meta else (
             "hardware-aware calibration" if target == "loihi2" else "float twin"),
-        "agreement": agree, "layers": layers, "quantization": [m.as_dict() for m in maps],
+        "agreement": agree, "reference_ties": _ties(rc), "layers": layers, "quantization": [m.as_dict() for m in maps],
         "lossy": lossy, "effects": effects, "compensation": comp,
         "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
                       f"inputs padded with {L} zero steps",

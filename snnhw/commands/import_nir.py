@@ -30,6 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson inputs (default 0)")
     parser.add_argument("--no-compensation", action="store_true",
                         help="with --reset subtract: do not calibrate thresholds for Loihi's zero reset")
+    parser.add_argument("--netx-compatible", action="store_true",
+                        help="limit weight exponents to <= 0 so that model.net (lava-dl netx) can be written "
+                             "(slightly coarser; default: best fidelity)")
     parser.add_argument("--out", metavar="DIR", help="run directory to write (default: runs/import-<name>)")
 
 
@@ -48,7 +51,8 @@ def run(args) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"import-{Path(args.file).stem}"
         rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
                          steps=args.steps, samples=args.samples, seed=args.seed, out=out,
-                         compensate=not args.no_compensation, log=lambda m: print(m, file=sys.stderr))
+                         compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
+                         log=lambda m: print(m, file=sys.stderr))
     except (ValueError, OSError, KeyError, RuntimeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(msg) from None
