@@ -21,7 +21,8 @@ Our side runs each case on its own, unpacked, through ``snnhw.core.network.simul
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -305,14 +306,18 @@ def compare(a: List[Tuple], b: List[Tuple]) -> Optional[str]:
     return None
 
 
-def run_pack(pack: PackParams) -> Tuple[int, List[str]]:  # noqa: D401
+def run_pack(pack: PackParams) -> Tuple[int, List[str]]:
     """Draw, run on Lava (packed) and on the core (each case alone), compare. Returns (cases, mismatch
-    descriptions)."""
+    descriptions). The core cases run in a worker thread while the main thread waits for Lava's worker
+    processes (the two computations are independent; only the comparison needs both)."""
     cases = draw_cases(pack)
-    lava = lava_pack(pack, cases)
+    with ThreadPoolExecutor(1) as pool:
+        core = pool.submit(lambda: [core_case(pack, cases, j) for j in range(len(cases))])
+        lava = lava_pack(pack, cases)
+        core = core.result()
     bad = []
     for j in range(len(cases)):
-        msg = compare(core_case(pack, cases, j), lava[j])
+        msg = compare(core[j], lava[j])
         if msg:
             bad.append(f"case {j} (pack seed {pack.seed}): core vs Lava {msg}")
     return len(cases), bad
