@@ -683,8 +683,15 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     if any(np.ptp(s.neuron.alpha) > 1e-9 or np.ptp(s.neuron.beta) > 1e-9 for s in model.neuron_stages):
         shared = float_reference(model, x, reset=reset, shared_decay=True)
         effects["per_neuron_tau"] = {"float_shared_decay_vs_reference": agreement(shared.output.sum(axis=1), rc)}
-    if target == "float" and reset == "zero" and any(np.any(s.neuron.v_reset != 0) for s in model.neuron_stages):
-        lossy.append("v_reset != 0 mapped by shifting v (initial state differs)")
+    if target == "float":
+        for st in model.neuron_stages:
+            nd = st.neuron
+            if np.ptp(nd.alpha) > 1e-9 or np.ptp(nd.beta) > 1e-9:
+                lossy.append(f"layer {_safe(st.name)}: per-neuron time constants share one decay pair (median)")
+            if np.any(nd.v_reset != 0):
+                lossy.append(f"layer {_safe(st.name)}: v_reset != 0 mapped by shifting v (initial state differs)")
+            if (st.bias is not None or st.bias_rec is not None) and np.median(nd.alpha) > 0:
+                lossy.append(f"layer {_safe(st.name)}: bias on the synaptic current mapped to its steady state on v")
     report = {
         "source": str(path), "target": target, "backend": backend, "dt": model.dt, "dt_source": model.dt_source,
         "reset": reset, "inputs": input_desc, "latency_steps": L,

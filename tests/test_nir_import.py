@@ -149,3 +149,34 @@ def test_import_float_target_and_model_net(tmp_path):
     assert all(l.weight_exp <= 0 and l.rec_exp <= 0 for l in spec.neuron_layers())
     net = read_netx(tmp_path / "b" / "model.net")
     np.testing.assert_array_equal(simulate(net, x).output.numpy(), simulate(spec, x).output.numpy())
+
+
+def _per_neuron_tau_graph(tmp_path):
+    import nir
+
+    rng = np.random.default_rng(0)
+    n = 6
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([4])}),
+               "fc": nir.Affine(weight=rng.normal(0.5, 1.0, (n, 4)).astype(np.float32),
+                                bias=np.full(n, 0.05, dtype=np.float32)),
+               "lif": nir.CubaLIF(tau_syn=np.linspace(3e-4, 6e-4, n), tau_mem=np.linspace(8e-4, 2e-3, n),
+                                  r=np.linspace(8e-4, 2e-3, n) / 1e-4, v_leak=np.zeros(n),
+                                  v_threshold=np.linspace(1.0, 2.0, n), v_reset=np.zeros(n),
+                                  w_in=np.linspace(3e-4, 6e-4, n) / 1e-4),
+               "output": nir.Output(output_type={"output": np.array([n])})},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    p = tmp_path / "pn.nir"
+    nir.write(p, g)
+    return p
+
+
+def test_per_neuron_tau_and_current_bias_are_reported_with_measured_effect(tmp_path):
+    p = _per_neuron_tau_graph(tmp_path)
+    rep = import_nir(p, rate=0.3, steps=80, samples=4, seed=0)
+    assert any("per-neuron time constants" in n for n in rep["lossy"])
+    assert any("bias on the synaptic current" in n for n in rep["lossy"])
+    eff = rep["effects"]["per_neuron_tau"]["float_shared_decay_vs_reference"]
+    assert 0 <= eff["output_cosine"] <= 1 and rep["agreement"]["output_cosine"] > 0.5
+    frep = import_nir(p, target="float", rate=0.3, steps=80, samples=4, seed=0)
+    assert any("per-neuron time constants" in n for n in frep["lossy"])
