@@ -212,3 +212,18 @@ def test_ddp_two_processes_equal_one(tmp_path):
     for k in a:
         # same global batch: identical up to float summation order of the gradient all-reduce
         assert torch.allclose(a[k], b[k], atol=1e-3, rtol=1e-4), k
+
+
+def test_float_target_run(tmp_path):
+    r = run(RunOptions(recipe=_recipe(tmp_path, epochs=1), target="float", out=str(tmp_path / "f"), progress=False),
+            log=lambda m: None)
+    out = tmp_path / "f"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["target"] == "float" and rep["accuracy"]["quantized"] is None and rep["accuracy"]["lava"] is None
+    assert rep["accuracy"]["float"] > 0.15 and rep["agreement"] is None
+    assert not (out / "model.net").exists() and (out / "verify/inputs.npy").exists()
+    assert any("model.net not written" in n for n in rep["notes"])
+    from snnhw.spec import NetworkSpec
+
+    spec = NetworkSpec.from_json((out / "spec.json").read_text())
+    assert not spec.quantized and any(np.any(np.asarray(l.weight) % 1 != 0) for l in spec.neuron_layers())
