@@ -211,10 +211,15 @@ class SpikingDense(_SpikingLayer):
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input [B, T, n_out] in weight units, already delayed one step."""
         w = self._weights()
-        acc = torch.matmul(s, w.t()) * (2.0 ** self.weight_exp)
+        raw = torch.matmul(s, w.t())
+        acc = raw * (2.0 ** self.weight_exp)
         if self.quantized:
-            exact = loihi.dense_accumulate(s.detach().to(torch.int64), w.detach().to(torch.int64),
-                                           self.weight_exp)
+            bound = _bound(self.n_in, w, 0)
+            if bound < 2 ** 24:  # float32 already holds the integer sum exactly: floor/wrap it as Lava does
+                exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
+            else:
+                exact = loihi.dense_accumulate(s.detach().to(torch.int64), w.detach().to(torch.int64),
+                                               self.weight_exp)
             acc = _ste(acc, exact, _bound(self.n_in, w, self.weight_exp))
         return loihi.delay_one_step(acc, dim=1)
 
