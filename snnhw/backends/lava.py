@@ -2,8 +2,7 @@
 
 The network is built as Lava builds it for the chip::
 
-    RingBuffer source -> Dense -> LIF -> Dense -> LIF -> ... (one RingBuffer sink per LIF)
-                                  (+ one Monitor per probed Var: LIF.u, LIF.v)
+    RingBuffer source -> Dense -> LIF -> Dense -> LIF -> ...   (+ one recorder per LIF)
 
 and runs on ``Loihi2SimCfg(select_tag="fixed_pt")`` (Lava's bit-accurate CPU models), or on
 ``Loihi2HwCfg`` when lava-loihi is installed (:func:`loihi2_hardware_available`). Parameters go to Lava
@@ -37,7 +36,19 @@ accumulator bound below 2**23 (``max|w| * kH * kW * C_in``), it equals the core'
 ``run_lava`` maps Conv/SumPool layers to it (SumPool as a depthwise Conv with a constant kernel; K samples
 stacked along channels as K groups). Other Conv/SumPool layers raise a one-line ``ValueError``.
 
-Only this module imports ``lava``, lazily inside functions.
+Reading results back
+--------------------
+Lava's ``Var.get()`` (behind ``RingBuffer`` sinks and ``Monitor``) sends arrays one element per message
+(~20-40 us each), which for a few thousand neurons over 64 steps costs more than the run. Each LIF
+therefore gets a recorder from :mod:`snnhw.backends.lava_procs` that does what the sink (spikes, in the
+spiking phase) and a Monitor (u, v, in the post-management phase, i.e. after the reset) do and writes the
+arrays to a temporary file at the last step. ``run_stages(..., probes="lava")`` uses Lava's own sink and
+Monitors instead; tests check both give identical arrays. On Loihi 2 (``Loihi2HwCfg``) spikes come back
+through lava-loihi's ``embedded_io`` adapters into RingBuffer sinks (this path is not exercised here:
+no lava-loihi; the host must already be configured for lava-loihi, e.g. via its SLURM settings).
+
+Only this module imports ``lava``, lazily inside functions (and :mod:`snnhw.backends.lava_procs`,
+which only this module imports, lazily).
 """
 from __future__ import annotations
 
