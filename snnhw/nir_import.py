@@ -646,9 +646,9 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
             if reset == "subtract" and compensate:
                 ks, kc = compensate_subtract(model, calib)
                 theta_scale = ks
-                comp = {"method": "per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the zero-reset float "
-                                  "network best matches the subtract-reset reference's spike counts (least squares, "
-                                  "greedy, layer by layer) on the calibration inputs",
+                comp = {"method": "per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the "
+                                  "zero-reset float network best matches the subtract-reset reference's spike "
+                                  "counts (least squares, greedy, layer by layer) on the calibration inputs",
                         "threshold_multipliers": ks, "float_count_cosine_per_layer": kc}
             spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale,
                                         max_weight_exp=0 if netx_compatible else 7)

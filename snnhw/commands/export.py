@@ -1,10 +1,11 @@
 """``snnhw export RUN_DIR_OR_CHECKPOINT --format nir|netx [--out FILE] [--dt S] [--lossy]``.
 
 Reads a network from a run directory (``checkpoint.pt`` with the structure of the directory's
-``spec.json``, else ``spec.json``, else ``model.net``) or from a file (``.json`` NetworkSpec, ``.pt`` checkpoint, ``.net`` netx, ``.nir`` written
-by snnhw) and writes it as NIR (:func:`snnhw.io.nir.export_nir`: forward Euler, snnTorch convention,
-exact Loihi integers in metadata; read back with nir's type check before success is reported) or as
-lava-dl netx (:func:`snnhw.io.netx.write_netx`; dense and recurrent-dense layers only).
+``spec.json``, else ``spec.json``, else ``model.net``) or from a file (``.json`` NetworkSpec, ``.pt``
+checkpoint, ``.net`` netx, ``.nir`` written by snnhw) and writes it as NIR
+(:func:`snnhw.io.nir.export_nir`: forward Euler, snnTorch convention, exact Loihi integers in metadata;
+read back with nir's type check before success is reported) or as lava-dl netx
+(:func:`snnhw.io.netx.write_netx`; dense and recurrent-dense layers only).
 """
 from __future__ import annotations
 
@@ -127,5 +128,6 @@ def run(args) -> int:
     except (ValueError, OSError, KeyError) as e:
         raise ValueError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
     except Exception as e:  # never a traceback for a bad input file
-        raise ValueError(f"export failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"export failed: {type(e).__name__}: {msg}") from None
     return 0

@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--netx-compatible", action="store_true",
                         help="limit weight exponents to <= 0 so that model.net (lava-dl netx) can be written "
                              "(slightly coarser; default: best fidelity)")
-    parser.add_argument("--out", metavar="DIR", help="run directory to write (default: runs/import-<name>)")
+    parser.add_argument("--out", metavar="DIR", help="run directory to write (default: export/import-<name>)")
 
 
 def run(args) -> int:
@@ -48,7 +48,7 @@ def run(args) -> int:
             from snnhw.commands.simulate import load_inputs
 
             x = load_inputs(args.inputs)
-        out = Path(args.out) if args.out else Path("runs") / f"import-{Path(args.file).stem}"
+        out = Path(args.out) if args.out else Path("export") / f"import-{Path(args.file).stem}"
         rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
                          steps=args.steps, samples=args.samples, seed=args.seed, out=out,
                          compensate=not args.no_compensation, netx_compatible=args.netx_compatible,

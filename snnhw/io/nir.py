@@ -159,7 +159,8 @@ def spec_to_graph(spec: NetworkSpec, *, dt: float = DEFAULT_DT, lossy: bool = Fa
         aff_bias = None
         v_leak = np.zeros(out_shape, dtype=np.float64)
         if bias_full is not None and np.any(bias_full != 0):
-            if i_dec == loihi.DECAY_UNITY:  # no synaptic filter: u = W x + b exactly
+            if i_dec == loihi.DECAY_UNITY and not (isinstance(layer, SumPool) and v_dec > 0):
+                # no synaptic filter: u = W x + b exactly (SumPool2d has no bias: use v_leak there)
                 aff_bias = bias_full
             elif v_dec > 0:
                 v_leak = bias_full * loihi.DECAY_UNITY / v_dec
@@ -794,7 +795,8 @@ def model_to_spec_exact(model: NirModel, *, check: bool = True) -> NetworkSpec:
             continue
         sm, nm = st.meta.get("synapse", {}), st.meta["neuron"]
         name = str(_m(nm, "layer", st.name))
-        neuron = Neuron(i_decay=num(_m(nm, "i_decay")), v_decay=num(_m(nm, "v_decay")), vth_mant=num(_m(nm, "vth_mant")),
+        neuron = Neuron(i_decay=num(_m(nm, "i_decay")), v_decay=num(_m(nm, "v_decay")),
+                        vth_mant=num(_m(nm, "vth_mant")),
                         reset=str(_m(nm, "reset", "zero")))
         bias = nm.get(P + "bias_mant")
         bias = None if bias is None else np.asarray(bias).astype(np.int64 if q else np.float64)
