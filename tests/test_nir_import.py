@@ -180,3 +180,24 @@ def test_per_neuron_tau_and_current_bias_are_reported_with_measured_effect(tmp_p
     assert 0 <= eff["output_cosine"] <= 1 and rep["agreement"]["output_cosine"] > 0.5
     frep = import_nir(p, target="float", rate=0.3, steps=80, samples=4, seed=0)
     assert any("per-neuron time constants" in n for n in frep["lossy"])
+
+
+def test_cnn_graph_without_snnhw_metadata_calibrates_onto_lava(tmp_path):
+    """A Conv2d/SumPool2d/Flatten/Affine graph carrying only NIR floats (no snnhw metadata) goes through
+    the hardware-aware calibration (conv/pool at weight_exp 0, as Lava's Conv needs) and runs on Lava."""
+    import nir
+
+    from snnhw.io.nir import spec_to_graph
+
+    from nir_specs import cnn
+
+    g, _ = spec_to_graph(cnn(quantized=False))
+    g.metadata = {"dt": g.metadata["dt"]}
+    for node in g.nodes.values():
+        node.metadata = {}
+    nir.write(tmp_path / "cnn.nir", g)
+    rep = import_nir(tmp_path / "cnn.nir", rate=0.3, steps=40, samples=8, seed=0)
+    assert rep["spec_from"] == "hardware-aware calibration"
+    assert [q["weight_exp"] for q in rep["quantization"]][:2] == [0, 0]
+    assert rep["agreement"]["output_cosine"] > 0.99 and rep["agreement"]["predictions"] >= 0.875
+    assert all(l["count_cosine"] > 0.99 for l in rep["layers"])
