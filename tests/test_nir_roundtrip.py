@@ -208,3 +208,51 @@ def test_export_cli_lossy_flag(tmp_path, capsys):
     assert main(["export", str(tmp_path / "s.json"), "--out", str(tmp_path / "s.nir"), "--lossy"]) == 0
     assert "lossy" in capsys.readouterr().err
     assert "subtractive" in str(nir.read(tmp_path / "s.nir").metadata["snnhw.lossy"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Property: any legal dense/recurrent spec survives export -> nir.read(type_check) -> spec exactly
+# ------------------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _dense_specs(draw):
+    from snnhw.spec import Dense, NetworkSpec
+
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31 - 1)))
+    n_in = draw(st.integers(1, 12))
+    layers, prev = [], n_in
+    for i in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(1, 10))
+        w = np.clip(2 * rng.integers(-128, 128, (n, prev)), -256, 254).astype(np.int64)
+        neuron = Neuron(i_decay=draw(st.sampled_from([0, 1, 1024, 4095, 4096])),
+                        v_decay=draw(st.sampled_from([0, 1, 256, 4096])), vth_mant=draw(st.integers(0, 131071)))
+        layer = Dense(f"l{i}", w, neuron, weight_exp=draw(st.integers(-8, 7)))
+        if draw(st.booleans()):
+            layer.bias_mant = rng.integers(-4096, 4096, n).astype(np.int64)
+        if draw(st.booleans()):
+            layer.weight_rec = np.clip(2 * rng.integers(-128, 128, (n, n)), -256, 254).astype(np.int64)
+            layer.rec_exp = draw(st.integers(-8, 7))
+        layers.append(layer)
+        prev = n
+    return NetworkSpec(input_shape=(n_in,), layers=layers).validate()
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=_dense_specs(), dt=st.sampled_from([1e-4, 1e-3, 2.5e-5]))
+def test_property_any_dense_spec_round_trips(tmp_path_factory, spec, dt):
+    path = tmp_path_factory.mktemp("p") / "s.nir"
+    lossy_needed = any(l.bias_mant is not None and np.any(l.bias_mant != 0) and l.neuron.v_decay == 0
+                       and l.neuron.i_decay != 4096 for l in spec.layers)
+    if lossy_needed:
+        with pytest.raises(NIRFormatError, match="no exact NIR form"):
+            export_nir(spec, path, dt=dt)
+        return
+    export_nir(spec, path, dt=dt)
+    nir.read(path)  # type check on
+    back = read_nir_spec(path)
+    _same_spec(spec, back)
+    x = spikes(spec, samples=2, steps=12)
+    assert torch.equal(simulate(spec, x).output, simulate(back, x).output)
