@@ -29,6 +29,9 @@ from snnhw.spec import Dense, NetworkSpec, Neuron
 
 from nir_specs import recurrent, spikes
 
+pytest.importorskip("snntorch")
+pytest.importorskip("norse")
+
 STEPS = 16
 
 
