@@ -26,6 +26,8 @@ from __future__ import annotations
 import functools
 import math
 
+from typing import Optional
+
 import numpy as np
 
 from snnhw import loihi
@@ -158,32 +160,41 @@ MC_STEPS = 256  # measured steps (after the burn-in)
 
 
 @functools.lru_cache(maxsize=8)
-def _noise(steps: int, nodes: int, seed: int) -> np.ndarray:
-    """Seeded standard-normal noise [steps, nodes, MC_REPLICAS] shared by all ensemble evaluations."""
-    return np.random.default_rng(seed).standard_normal((steps, nodes, MC_REPLICAS))
+def _noise(steps: int, nodes: int, seed: int, reps: int = MC_REPLICAS) -> np.ndarray:
+    """Seeded standard-normal noise [steps, nodes, reps] shared by all ensemble evaluations."""
+    return np.random.default_rng(seed).standard_normal((steps, nodes, reps))
 
 
 def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, beta: float,
-                   reset: str = "zero", seed: int = 12345) -> np.ndarray:
+                   reset: str = "zero", seed: int = 12345, steps: Optional[int] = None) -> np.ndarray:
     """Firing rate (spikes/step) of a float CUBA LIF driven by white Gaussian input ``x_t ~ N(m, sigma_x**2)``
     per step (weight units), for each mean in ``m``: ``i = alpha i + x; v = beta v + i``; spike iff
     ``v > theta``; then ``v = 0`` (hard) or ``v -= theta`` (subtract). Evaluated on a seeded ensemble
     (``MC_REPLICAS`` neurons per mean, ``MC_STEPS`` steps after a burn-in of 5 time constants), with
     common random numbers so the result is a deterministic, smooth function of its arguments.
+    ``steps`` = T: the rate over the first T steps from rest (a short-sequence network) instead of the
+    stationary rate; the ensemble is enlarged to keep about ``MC_REPLICAS * MC_STEPS`` samples per mean.
 
     This is the one numerical piece of the hardware-aware init: the stationary rate of a discrete-time
     CUBA neuron with hard reset has no closed form (init_methods.md §4e).
     """
     m = np.asarray(m, dtype=np.float64)
-    tau = 1.0 / max(1.0 - max(alpha, beta), 1e-3)
-    burn = int(min(5 * tau, 1000)) + 4
-    shape = (m.size, MC_REPLICAS)
-    noise = _noise(burn + MC_STEPS, m.size, seed)
+    if steps is None:
+        tau = 1.0 / max(1.0 - max(alpha, beta), 1e-3)
+        burn, meas, reps = int(min(5 * tau, 1000)) + 4, MC_STEPS, MC_REPLICAS
+    else:
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps}")
+        burn, meas = 0, steps
+        reps = MC_REPLICAS * max(1, MC_STEPS // steps)
+    shape = (m.size, reps)
+    noise = _noise(burn + meas, m.size, seed, reps)
     i = np.zeros(shape)
     v = np.zeros(shape)
     count = np.zeros(shape)
     mm = m.reshape(-1, 1)
-    for t in range(burn + MC_STEPS):
+    for t in range(burn + meas):
         x = mm + sigma_x * noise[t]
         i = alpha * i + x
         v = beta * v + i
@@ -194,7 +205,7 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
             v = v - theta * spk
         if t >= burn:
             count += spk
-    return (count / MC_STEPS).mean(axis=1).reshape(m.shape)
+    return (count / meas).mean(axis=1).reshape(m.shape)
 
 
 def reset_mean_shift(rate: float, q: float, beta: float) -> float:
@@ -205,7 +216,8 @@ def reset_mean_shift(rate: float, q: float, beta: float) -> float:
 
 
 def predict_population(n: int, mu_w: float, sigma_w: float, r_in: float, m2_in: float, theta: float,
-                       alpha: float, beta: float, reset: str = "zero", extra_var: float = 0.0) -> tuple:
+                       alpha: float, beta: float, reset: str = "zero", extra_var: float = 0.0,
+                       steps: Optional[int] = None) -> tuple:
     """Mean rate and mean squared rate (r, E[r_i**2]) of a population with fixed random weights.
 
     Input: ``n`` afferents whose rates have mean ``r_in`` and second moment ``m2_in`` (a Bernoulli(p)
@@ -219,13 +231,13 @@ def predict_population(n: int, mu_w: float, sigma_w: float, r_in: float, m2_in: 
     m_var = n * (sigma_w ** 2 + mu_w ** 2) * m2_in - n * mu_w ** 2 * r_in ** 2
     m_std = math.sqrt(max(m_var, 0.0))
     var_t = max(n * (sigma_w ** 2 + mu_w ** 2) * (r_in - m2_in), 0.0) + extra_var
-    r = ensemble_rates(m_mean + m_std * _GH_X, math.sqrt(var_t), theta, alpha, beta, reset)
+    r = ensemble_rates(m_mean + m_std * _GH_X, math.sqrt(var_t), theta, alpha, beta, reset, steps=steps)
     return float(np.sum(_GH_W * r)), float(np.sum(_GH_W * r * r))
 
 
 @functools.lru_cache(maxsize=256)
 def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float, beta: float,
-                 reset: str = "zero", share: float = 1.0) -> float:
+                 reset: str = "zero", share: float = 1.0, steps: Optional[int] = None) -> float:
     """sigma_w / theta (zero-mean weights) for which :func:`predict_population` gives ``target``.
 
     ``share`` < 1 (recurrent layers): this connection carries that share of the input variance; the
@@ -236,7 +248,8 @@ def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float,
         raise ValueError(f"target rate must lie in (0, 1) spikes per step, got {target}")
 
     def rate(rho):
-        return predict_population(n, 0.0, rho / math.sqrt(share), r_in, m2_in, 1.0, alpha, beta, reset)[0]
+        return predict_population(n, 0.0, rho / math.sqrt(share), r_in, m2_in, 1.0, alpha, beta, reset,
+                                  steps=steps)[0]
 
     k2 = sum_k2(alpha, beta)
     rho0 = 1.0 / math.sqrt(n * max(r_in, 1e-9) * (k2 if math.isfinite(k2) else 1e6))  # free sigma_V = theta
@@ -257,16 +270,16 @@ def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float,
 
 @functools.lru_cache(maxsize=256)
 def design_ratio_chain(n: int, target: float, alpha: float, beta: float, reset: str = "zero",
-                       share: float = 1.0, iters: int = 8) -> tuple:
+                       share: float = 1.0, iters: int = 8, steps: Optional[int] = None) -> tuple:
     """Design ratio for a layer deep in a chain whose afferents fire at ``target``: the second moment of
     the presynaptic rates is iterated to its fixed point. Returns (ratio, m2)."""
     m2 = target ** 2
-    rho = design_ratio(n, target, target, m2, alpha, beta, reset, share)
+    rho = design_ratio(n, target, target, m2, alpha, beta, reset, share, steps)
     for _ in range(iters):
-        _, m2_new = predict_population(n, 0.0, rho, target, m2, 1.0, alpha, beta, reset)
+        _, m2_new = predict_population(n, 0.0, rho, target, m2, 1.0, alpha, beta, reset, steps=steps)
         m2_new = min(max(m2_new, target ** 2), target)
         if abs(m2_new - m2) < 0.01 * m2:
             break
         m2 = m2_new
-        rho = design_ratio(n, target, target, m2, alpha, beta, reset, share)
+        rho = design_ratio(n, target, target, m2, alpha, beta, reset, share, steps)
     return rho, m2

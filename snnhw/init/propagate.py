@@ -274,7 +274,7 @@ def _run_one(cfg: Dict, init: str, width: int, progress=None) -> Dict:
     for l in range(L):
         if loihi_:
             plan = plan_weights(name, width, width, alpha, beta, "zero", cfg["vth_mant"], True, target=target,
-                                rate_in=p0, deep=l > 0, rng=rng, **opts)
+                                rate_in=p0, deep=l > 0, rng=rng, steps=T, **opts)
             e, vth = int(plan.exp), int(plan.vth)
             if plan.dist == "uniform":
                 W = torch.rand(R, width, width, generator=gen_w).mul_(2).sub_(1).mul_(math.sqrt(3.0))
@@ -308,7 +308,7 @@ def _run_one(cfg: Dict, init: str, width: int, progress=None) -> Dict:
             dist = "normal"
             for r in range(R if (name == "micheli" and variant == "finite-size") else 1):
                 mu, sg, dist = moments(name, width, width, threshold=theta, beta=beta, alpha=alpha, rate=p0,
-                                       target_rate=target, reset=reset, deep=l > 0, rng=rng, **opts)
+                                       target_rate=target, reset=reset, deep=l > 0, rng=rng, steps=T, **opts)
                 sig[r:] = sg
             sig_t = torch.as_tensor(sig, dtype=torch.float32).reshape(R, 1, 1)
             if dist == "uniform":

@@ -239,13 +239,14 @@ def plan_weights(method: str, fan_in: int, fan_out: int, alpha_f: float, beta_f:
     a quantized target the exponent/threshold co-choice and the pre-rounding std for the grid."""
     hw = method in ("hardware", "hardware-calibrated")
     sigma_mant = float(options.get("sigma_mant", quant.SIGMA_MANT))
+    steps = options.get("steps")
     if hw:
         if m2_in is not None:
             ratio = kernels.design_ratio(fan_in, target, rate_in, min(max(m2_in, rate_in ** 2), rate_in),
-                                         alpha_f, beta_f, reset, share)
+                                         alpha_f, beta_f, reset, share, steps)
         else:
             _, ratio, _ = moments("hardware", fan_in, threshold=1.0, beta=beta_f, alpha=alpha_f, rate=rate_in,
-                                  target_rate=target, reset=reset, share=share, deep=deep)
+                                  target_rate=target, reset=reset, share=share, deep=deep, steps=steps)
         if quantized:
             e, vth, _ = quant.choose_exp_and_threshold(ratio, sigma_mant)
         else:
@@ -279,14 +280,15 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
     target_rate), ``alpha`` (ff variance share with recurrence, 0.9), ``sigma_u`` (micheli/fdi, float
     units, 1.0), ``variant`` (micheli: paper | finite-size | soft-reset), ``kernel`` (fdi: numerical |
     analytic), ``dt`` (s, for fdi analytic; default spec.metadata['dt'] or 1e-3), ``nu`` (Hz, fdi),
-    ``mu_u``/``xi`` (fdi), ``sigma_mant`` (hardware, 32), ``measure`` (run the forward to report
-    measured rates, default True).
+    ``mu_u``/``xi`` (fdi), ``sigma_mant`` (hardware, 32), ``steps`` (hardware design and predicted
+    rates for the mean over the first T steps from rest; default: calib_input's T, else stationary),
+    ``measure`` (run the forward to report measured rates, default True).
     """
     method = check_method(method)
     if not isinstance(spec, NetworkSpec):
         raise ValueError(f"init_spec needs a NetworkSpec, got {type(spec).__name__}")
     known = {"input_rate", "alpha", "sigma_u", "variant", "kernel", "dt", "nu", "mu_u", "xi", "sigma_mant",
-             "measure", "calib_batch", "calib_steps", "sg"}
+             "measure", "calib_batch", "calib_steps", "sg", "steps"}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"unknown init option(s): {', '.join(sorted(unknown))}")
@@ -330,6 +332,11 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
         T = int(options.get("calib_steps", CALIB_STEPS))
         x = (torch.rand(B, T, spec.n_in, generator=g) < input_rate).to(torch.float32)
 
+    design_steps = options.get("steps")
+    if design_steps is None and calib_input is not None:
+        design_steps = int(x.shape[1])
+    if design_steps is not None and (int(design_steps) != design_steps or int(design_steps) < 1):
+        raise ValueError(f"steps must be a positive integer, got {design_steps}")
     report = InitReport(method=method, seed=int(seed), quantized=bool(spec.quantized), target_rate=target,
                         input_rate=input_rate, calibrated=method == "hardware-calibrated",
                         calib_shape=list(x.shape) if x is not None else None,
@@ -375,7 +382,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
                                 layer.neuron.vth_mant, exact, target=target,
                                 rate_in=(min(max(p_pred, 1e-3), 1.0) if (hw and prev_pool) else rate_design),
                                 m2_in=(m2_pred if (hw and prev_pool) else None), deep=not is_first,
-                                share=share, rng=rng, dt=dt, **options)
+                                share=share, rng=rng, dt=dt, **dict(options, steps=design_steps))
             e, vth, sigma_units = plan.exp, plan.vth, plan.sigma_units
             layer.weight_exp, layer.neuron.vth_mant = e, vth
             w_units = _draw(rng, wshape, plan.mu_units, plan.pre_sigma_units, plan.dist)
@@ -391,7 +398,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
                 if hw:
                     _, ratio_r, _ = moments("hardware", n_rec, threshold=1.0, beta=beta_f, alpha=alpha_f,
                                             rate=target, target_rate=target, reset=reset, share=1.0 - split,
-                                            deep=True)
+                                            deep=True, steps=design_steps)
                     sig_r = ratio_r * vth
                     mu_r, dist_r = 0.0, "normal"
                 else:
@@ -414,7 +421,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
                 var_rec_units = n_rec * r_rec * (sqr ** 2 + mqr ** 2)
                 lr_kw = dict(rec_exp=re, sigma_rec_float=sig_r, sigma_rec_quant=sqr, rec_zero_fraction=zfr)
             pred, m2_out = kernels.predict_population(fan_in, mq, sq, p_pred, m2_pred, float(vth), alpha_f,
-                                                      beta_f, reset, extra_var=var_rec_units)
+                                                      beta_f, reset, extra_var=var_rec_units, steps=design_steps)
             rep = LayerReport(layer.name, layer.kind, fan_in, int(layer.weight_exp), layer.neuron.vth_mant,
                               float(sigma_units), sq, zf, zpred,
                               (sigma_units / step) if step > 0 else math.inf, rate_design, pred, **lr_kw)

@@ -37,11 +37,13 @@ def fans(weight) -> Tuple[int, int]:
 
 
 def hardware_float(n: int, theta: float, rate_in: float, target_rate: float, i_decay: float,
-                   v_decay: float, reset: str = "zero", share: float = 1.0, deep: bool = False) -> Tuple[float, float, str]:
+                   v_decay: float, reset: str = "zero", share: float = 1.0, deep: bool = False,
+                   steps: Optional[int] = None) -> Tuple[float, float, str]:
     """Float design of the hardware-aware init: zero-mean weights whose std makes a population with the
     given decays (CUBA kernel sums), reset and fixed random weights fire at ``target_rate``
     (:func:`kernels.design_ratio`); ``deep=True`` designs a layer whose afferents are themselves such a
-    population (:func:`kernels.design_ratio_chain`), else the input is Bernoulli(``rate_in``)."""
+    population (:func:`kernels.design_ratio_chain`), else the input is Bernoulli(``rate_in``).
+    ``steps``: design for the mean rate over the first T steps from rest (None: stationary)."""
     n = formulas._check_n(n)
     theta = formulas.check_threshold(theta)
     if not 0 < rate_in <= 1:
@@ -49,9 +51,9 @@ def hardware_float(n: int, theta: float, rate_in: float, target_rate: float, i_d
     a = kernels.decay_to_factor(i_decay)
     b = kernels.decay_to_factor(v_decay)
     if deep:
-        rho, _ = kernels.design_ratio_chain(n, target_rate, a, b, reset, share)
+        rho, _ = kernels.design_ratio_chain(n, target_rate, a, b, reset, share, steps=steps)
     else:
-        rho = kernels.design_ratio(n, target_rate, rate_in, rate_in ** 2, a, b, reset, share)
+        rho = kernels.design_ratio(n, target_rate, rate_in, rate_in ** 2, a, b, reset, share, steps)
     return 0.0, rho * (theta if theta > 0 else 1.0), "normal"
 
 
@@ -61,6 +63,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
             tau_mem: Optional[float] = None, tau_syn: Optional[float] = None, kernel: str = "numerical",
             normalization: str = "cuba", mu_u: float = 0.0, xi: Optional[float] = None, share: float = 1.0,
             target_rate: float = DEFAULT_TARGET_RATE, reset: str = "zero", sg=None, deep: bool = False,
+            steps: Optional[int] = None,
             rng: Optional[np.random.Generator] = None) -> Tuple[float, float, str]:
     """``(mu_w, sigma_w, dist)`` of ``method`` in float units.
 
@@ -116,7 +119,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
         i_decay = kernels.factor_to_decay(alpha)
         v_decay = kernels.factor_to_decay(beta)
         return hardware_float(fan_in, threshold, rate, target_rate, i_decay, v_decay, reset, share,
-                              deep=bool(deep))
+                              deep=bool(deep), steps=steps)
     raise ValueError("hardware-calibrated runs the fixed-point forward; it needs a spec: use snnhw.init.init_spec")
 
 
