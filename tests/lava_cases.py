@@ -306,10 +306,22 @@ def compare(a: List[Tuple], b: List[Tuple]) -> Optional[str]:
     return None
 
 
-def run_pack(pack: PackParams) -> Tuple[int, List[str]]:
+def coverage_of(case_out: List[Tuple], coverage: dict) -> None:
+    """Count which regimes a case's (Lava) traces reached: spikes, silence, v at its negative limit,
+    |u| beyond 2**23 (one-shot wrap left it out of range) or at least 2**22."""
+    s_any = any(s.any() for s, _, _ in case_out)
+    for key, hit in (("spiking", s_any), ("silent", not s_any),
+                     ("v_at_-(2**23-1)", any((v == -loihi.V_LIMIT).any() for _, _, v in case_out)),
+                     ("|u|>=2**22", any((np.abs(u) >= 1 << 22).any() for _, u, _ in case_out)),
+                     ("|u|>2**23", any((np.abs(u) > 1 << 23).any() for _, u, _ in case_out))):
+        coverage[key] = coverage.get(key, 0) + int(hit)
+
+
+def run_pack(pack: PackParams, coverage: Optional[dict] = None) -> Tuple[int, List[str]]:
     """Draw, run on Lava (packed) and on the core (each case alone), compare. Returns (cases, mismatch
-    descriptions). The core cases run in a worker thread while the main thread waits for Lava's worker
-    processes (the two computations are independent; only the comparison needs both)."""
+    descriptions); ``coverage`` (if given) accumulates :func:`coverage_of` counts. The core cases run in
+    a worker thread while the main thread waits for Lava's worker processes (the two computations are
+    independent; only the comparison needs both)."""
     cases = draw_cases(pack)
     with ThreadPoolExecutor(1) as pool:
         core = pool.submit(lambda: [core_case(pack, cases, j) for j in range(len(cases))])
@@ -317,6 +329,8 @@ def run_pack(pack: PackParams) -> Tuple[int, List[str]]:
         core = core.result()
     bad = []
     for j in range(len(cases)):
+        if coverage is not None:
+            coverage_of(lava[j], coverage)
         msg = compare(core[j], lava[j])
         if msg:
             bad.append(f"case {j} (pack seed {pack.seed}): core vs Lava {msg}")

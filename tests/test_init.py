@@ -93,6 +93,14 @@ def test_reset_mean_shift_identity():
     assert np.mean(tested) == pytest.approx(mu_free + kernels.reset_mean_shift(r, q, beta), rel=0.02)
 
 
+def test_ensemble_rates_one_step_equals_gaussian_tail():
+    """From rest, one step: v = x, so the rate is P(N(m, s^2) > theta) exactly (up to MC noise)."""
+    m = np.array([-0.5, 0.0, 0.3, 1.0])
+    r = kernels.ensemble_rates(m, 0.8, 1.0, 0.5, 0.5, "zero", steps=1)
+    expect = [kernels.norm_sf((1.0 - mi) / 0.8) for mi in m]
+    assert np.allclose(r, expect, atol=0.015)
+
+
 def test_ensemble_rates_subtract_reset_mean_balance():
     """Soft reset, drift-dominated: rate -> mean input per step * sum_k (1-beta)... / theta balance."""
     # with subtractive reset and no noise, a perfect-ish integrator fires at m/theta per step

@@ -68,14 +68,14 @@ def packs(draw, n_cases, recurrent=st.sampled_from([False, False, False, False, 
 def _check_packs(n_cases_total, per_pack, strategy_kw=None, label="diff"):
     """Run ceil(n_cases_total / per_pack) hypothesis-drawn packs; return (cases, mismatch lines)."""
     torch.set_num_threads(1)
-    stats = {"cases": 0, "packs": 0, "bad": []}
+    stats = {"cases": 0, "packs": 0, "bad": [], "coverage": {}}
     n_packs = max(1, math.ceil(n_cases_total / per_pack))
     t0 = time.time()
 
     @_settings(n_packs)
     @given(pack=packs(per_pack, **(strategy_kw or {})))
     def one(pack):
-        n, bad = run_pack(pack)
+        n, bad = run_pack(pack, stats["coverage"])
         stats["cases"] += n
         stats["packs"] += 1
         stats["bad"].extend(bad)
@@ -86,13 +86,16 @@ def _check_packs(n_cases_total, per_pack, strategy_kw=None, label="diff"):
 
     one()
     print(f"[{label}] SUMMARY: {stats['cases']} cases in {stats['packs']} Lava runs, "
-          f"{len(stats['bad'])} mismatches, {time.time() - t0:.1f} s", flush=True)
+          f"{len(stats['bad'])} mismatches, {time.time() - t0:.1f} s; cases reaching: {stats['coverage']}",
+          flush=True)
     return stats
 
 
 def test_core_matches_lava_on_random_networks():
     stats = _check_packs(CI_CASES, 50)
     assert stats["cases"] >= CI_CASES
+    cov = stats["coverage"]  # the random cases do reach the regimes they are meant to test
+    assert all(cov.get(k, 0) > 0 for k in ("spiking", "silent", "v_at_-(2**23-1)", "|u|>2**23")), cov
     assert not stats["bad"], "\n".join(stats["bad"][:10])
 
 

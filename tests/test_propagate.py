@@ -67,8 +67,10 @@ def test_json_schema_and_plots(tmp_path):
 def test_fig3_short_micheli_conserves_variance_kaiming_dies():
     """Fig. 3 setup (float soft reset, T = 1, theta = 1, n = 1000), 20 layers x 5 repeats (the full 100 x 20
     is the slow test below)."""
-    d = propagate(layers=20, widths=[1000], steps=1, repeats=5, batch=10, inits=["micheli", "kaiming"],
+    d = propagate(layers=20, widths=[1000], steps=1, repeats=5, batch=10, inits=["micheli", "kaiming", "hardware"],
                   semantics="float-soft", threshold=1.0)
+    h = d["results"]["hardware"]["spike_count"]
+    assert 0.5 <= h[-1] / h[0] <= 2.0  # the finite-T hardware design holds activity at T = 1 too
     ratio = np.array(d["results"]["micheli"]["var_u_ratio"])
     assert np.all((ratio >= 0.75) & (ratio <= 1.25)), ratio
     k = d["results"]["kaiming"]["spike_count"]
