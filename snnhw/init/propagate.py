@@ -444,13 +444,16 @@ def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
         for key, r in res.items():
             y = np.array([np.nan if v is None else v for v in r[metric]], dtype=float)
             sd = np.array([np.nan if v is None else v for v in r[metric + "_std"]], dtype=float)
-            line, = ax.plot(x, y, label=key, lw=1.4)
-            ax.fill_between(x, np.clip(y - sd, 1e-9, None), y + sd, color=line.get_color(), alpha=0.15)
+            floor = 1e-5  # zeros are drawn at the floor of the log axis
+            line, = ax.plot(x, np.clip(y, floor, None), label=key, lw=1.4)
+            ax.fill_between(x, np.clip(y - sd, floor, None), np.clip(y + sd, floor, None), color=line.get_color(),
+                            alpha=0.15)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-5)
         if metric == "var_u_ratio":
             ax.axhspan(0.75, 1.25, color="0.85", zorder=0)
         ax.set_xlabel("layer")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel + (" (0 drawn at 1e-5)" if metric == "spike_count" else ""))
         ax.set_title(title, fontsize=8)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
@@ -474,9 +477,11 @@ def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
             ax.tick_params(labelsize=6)
         for k in range(len(keys), rows * cols):
             axes[k // cols][k % cols].axis("off")
-        fig.colorbar(im, ax=axes, shrink=0.8, label="spikes / neuron / step")
+        fig.subplots_adjust(top=0.86 if rows > 1 else 0.8, bottom=0.12, left=0.06, right=0.88, wspace=0.35,
+                            hspace=0.6)
+        cax = fig.add_axes([0.91, 0.15, 0.015, 0.65])
+        fig.colorbar(im, cax=cax, label="spikes / neuron / step")
         fig.suptitle(title, fontsize=8, y=0.995)
-        fig.subplots_adjust(top=0.82, wspace=0.35, hspace=0.6)
         p = os.path.join(out_dir, prefix + "spike_count_per_step.png")
         _save(fig, p)
         plt.close(fig)
