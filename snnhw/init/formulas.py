@@ -138,9 +138,10 @@ def fdi(n: int, theta: float, nu: float, eps_bar: float, eps_hat: float, *, mu_u
 
     ``nu`` presynaptic rate (Hz; or spikes/step with eps in steps), ``eps_bar``/``eps_hat`` the PSP
     integrals (seconds; :func:`snnhw.init.kernels.stork_eps`), ``mu_u`` the target mean membrane,
-    ``xi`` the distance from mean to threshold in sigma_U units (default ``theta / sigma_u``, i.e. the
-    centered variant ``sigma_U = sigma_u``... scaled by theta, as stork's theta = 1), ``scale`` the
-    variance share of this connection (alpha/nb_ff for feed-forward, (1-alpha)/nb_rec for recurrent).
+    ``xi`` the distance from mean to threshold in sigma_U units; when ``xi`` is None the centered
+    variant is used: ``sigma_U = sigma_u * theta`` (stork's ``mu_u = 0, xi = 1/sigma_u`` at its fixed
+    theta = 1). ``scale`` is the variance share of this connection (alpha/nb_ff for feed-forward,
+    (1-alpha)/nb_rec for recurrent). sigma_U is the temporal (Campbell) std of the free membrane.
     """
     n = _check_n(n)
     theta = check_threshold(theta)

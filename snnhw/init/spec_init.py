@@ -10,8 +10,8 @@ are stated in *float units*; they are mapped with lava-dl's convention ``w_scale
   ``weight_exp = 0``; the float draw ``64 * w`` is rounded to the nearest legal mantissa (even,
   [-256, 254]). Nothing rescues them: what rounding does to them is what the report shows.
 * ``hardware``: per layer, the float design of :func:`snnhw.init.tensor.hardware_float` (CUBA kernel
-  gain sum_k2 from the layer's decays, reset mean shift, target rate) gives the ratio
-  ``rho = sigma_w / theta``; then ``weight_exp`` and ``vth_mant`` are co-chosen so that the mantissa
+  sums from the layer's decays, quenched + temporal drive of a population with fixed weights, the hard
+  reset's effect through a seeded neuron ensemble, target rate) gives ``rho = sigma_w / theta``; then ``weight_exp`` and ``vth_mant`` are co-chosen so that the mantissa
   std is ``SIGMA_MANT`` = 32 (16 grid steps) and ``vth_mant = 32 * 2**e / rho``
   (:func:`snnhw.init.quant.choose_exp_and_threshold`); the pre-rounding std is solved so that the
   variance of the *rounded* weights equals the design (:func:`quant.sigma_for_quantized_variance`).
