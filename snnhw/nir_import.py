@@ -28,6 +28,7 @@ per-neuron time constants, a bias on the synaptic current behind a current decay
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -82,9 +83,29 @@ def _synaptic_input(st: Stage, s: torch.Tensor) -> torch.Tensor:
     return a
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run a loop of tiny tensor ops on one intra-op thread (several threads only add synchronisation,
+    severalfold slower on a busy machine); the previous setting is restored."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: int = 0, record: bool = False,
                     theta_scale: Optional[List[float]] = None, shared_decay: bool = False,
                     upto: Optional[int] = None) -> RefResult:
+    """Simulate ``model`` in float64 with NIR semantics; see :func:`_float_reference`."""
+    with _one_thread():
+        return _float_reference(model, x, reset=reset, synapse_delay=synapse_delay, record=record,
+                                theta_scale=theta_scale, shared_decay=shared_decay, upto=upto)
+
+
+def _float_reference(model: NirModel, x, *, reset: str, synapse_delay: int, record: bool,
+                     theta_scale: Optional[List[float]], shared_decay: bool, upto: Optional[int]) -> RefResult:
     """Simulate ``model`` in float64 with NIR semantics (module docstring) on inputs ``x`` [B, T, n_in].
 
     ``synapse_delay``: extra steps each synapse's spike input waits (0 = NIR; 1 = Loihi's Dense pipeline;
@@ -492,7 +513,8 @@ def run_chip(spec: NetworkSpec, x: np.ndarray) -> Tuple[List[np.ndarray], str]:
         return [np.asarray(s) for s in res.layer_spikes], res.backend
     from snnhw.core.network import simulate
 
-    r = simulate(spec, x)
+    with _one_thread():
+        r = simulate(spec, x)
     return [s.numpy().astype(np.int64) for s in r.layer_spikes], "snnhw-exact-core (lava-nc not installed)"
 
 
@@ -500,7 +522,8 @@ def run_twin(spec: NetworkSpec, x: np.ndarray) -> List[np.ndarray]:
     """Per-layer spikes of ``spec`` on snnhw's own simulator (exact for quantized, float twin otherwise)."""
     from snnhw.core.network import simulate
 
-    r = simulate(spec, x)
+    with _one_thread():
+        r = simulate(spec, x)
     return [s.numpy() for s in r.layer_spikes]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from snnhw.cli import main
 from snnhw.core.network import simulate
@@ -16,6 +17,15 @@ from snnhw.nir_import import (agreement, aligned, float_reference, import_nir, p
 
 FIX = Path(__file__).parent / "fixtures" / "nir"
 BRAILLE = FIX / "braille_noDelay_noBias_subtract.nir"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is several times faster on a busy machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _csv(name):

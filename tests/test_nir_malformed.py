@@ -15,6 +15,7 @@ import h5py
 import nir
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,15 @@ from snnhw.io.nir import export_nir
 from nir_specs import mlp
 
 FIX = Path(__file__).parent / "fixtures" / "nir"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is several times faster on a busy machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _cli(argv, capsys):

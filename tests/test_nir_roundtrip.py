@@ -20,6 +20,15 @@ from nir_specs import cnn, mlp, recurrent, spikes
 SPECS = {"mlp": mlp, "cnn": cnn, "recurrent": recurrent}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is several times faster on a busy machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _same_spec(a, b):
     da, db = a.to_dict(), b.to_dict()
     assert da["input_shape"] == db["input_shape"] and da["quantized"] == db["quantized"]
@@ -213,7 +222,7 @@ def test_export_cli_lossy_flag(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # Property: any legal dense/recurrent spec survives export -> nir.read(type_check) -> spec exactly
 # ------------------------------------------------------------------------------------------------
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
@@ -240,7 +249,7 @@ def _dense_specs(draw):
     return NetworkSpec(input_shape=(n_in,), layers=layers).validate()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=_dense_specs(), dt=st.sampled_from([1e-4, 1e-3, 2.5e-5]))
 def test_property_any_dense_spec_round_trips(tmp_path_factory, spec, dt):
     path = tmp_path_factory.mktemp("p") / "s.nir"
