@@ -78,7 +78,7 @@ def test_fig3_short_micheli_conserves_variance_kaiming_dies():
 
 
 @pytest.mark.slow
-def test_fig3_full_and_threshold_sweep():
+def test_fig3_full_and_threshold_sweep(capsys):
     """Acceptance: 100 layers x 1000 neurons, 20 repeats, T = 1: micheli's mean Var[u_l]/Var[u_1] in
     [0.75, 1.25] at every layer for theta in {0.25, 0.5, 0.75, 1.0}; Kaiming's layer-10 spike count < 1 %
     of layer 1's."""
@@ -87,20 +87,26 @@ def test_fig3_full_and_threshold_sweep():
         d = propagate(layers=100, widths=[1000], steps=1, repeats=20, batch=10, inits=inits,
                       semantics="float-soft", threshold=theta)
         ratio = np.array(d["results"]["micheli"]["var_u_ratio"])
+        with capsys.disabled():
+            print(f"\ntheta={theta}: micheli Var[u_l]/Var[u_1] in [{ratio.min():.3f}, {ratio.max():.3f}] over 100 layers")
         assert np.all((ratio >= 0.75) & (ratio <= 1.25)), (theta, ratio.min(), ratio.max())
         if theta == 1.0:
             k = d["results"]["kaiming"]["spike_count"]
+            with capsys.disabled():
+                print(f"kaiming spike count L1 {k[0]:.4f}, L10 {k[9]:.6f}")
             assert k[9] < 0.01 * k[0]
 
 
 @pytest.mark.slow
-def test_loihi2_hardware_init_keeps_layer_100_within_factor_2():
+def test_loihi2_hardware_init_keeps_layer_100_within_factor_2(capsys):
     """Acceptance: Loihi 2 semantics (8-bit weights, i_decay 4096, v_decay 2048, hard reset, exact
     fixed-point forward), n = 1000, T = 20, 100 layers: layer 100's spike count within x2 of layer 1's."""
     d = propagate(layers=100, widths=[1000], steps=20, repeats=3, batch=4, inits=["hardware", "hardware-calibrated"],
                   semantics="loihi2")
     for key in ("hardware", "hardware-calibrated"):
         sc = d["results"][key]["spike_count"]
+        with capsys.disabled():
+            print(f"\nloihi2 {key}: spike count L1 {sc[0]:.4f}, L100 {sc[-1]:.4f}, ratio {sc[-1] / sc[0]:.3f}")
         assert 0.5 <= sc[-1] / sc[0] <= 2.0, (key, sc[0], sc[-1])
 
 
