@@ -134,3 +134,16 @@ def test_cli(tmp_path, capsys):
         rc = main(["propagate", "--out", str(tmp_path / "bad")] + argv)
         err = capsys.readouterr().err.strip()
         assert rc == 2 and text in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_finite_size_effect(capsys):
+    """Acceptance (Fig. 4): with Micheli's init, theta = 1, T = 1, n = 100 loses activity in deep layers,
+    n = 1000 does not."""
+    d = propagate(layers=100, widths=[100, 1000], steps=1, repeats=20, batch=10, inits=["micheli"],
+                  semantics="float-soft", threshold=1.0)
+    small, large = d["results"]["micheli@n100"]["spike_count"], d["results"]["micheli@n1000"]["spike_count"]
+    with capsys.disabled():
+        print(f"\nfinite size: n=100 L100/L1 = {small[-1] / small[0]:.3f}; n=1000 L100/L1 = {large[-1] / large[0]:.3f}")
+    assert small[-1] < 0.25 * small[0]
+    assert 0.75 <= large[-1] / large[0] <= 1.25
