@@ -275,11 +275,13 @@ class SpikingConv(_SpikingLayer):
         B, T = s.shape[:2]
         w = self._weights()
         x = s.reshape(B * T, *self.input_shape)
-        acc = F.conv2d(x, w, stride=self.stride, padding=self.padding) * (2.0 ** self.weight_exp)
+        raw = F.conv2d(x, w, stride=self.stride, padding=self.padding)
+        acc = raw * (2.0 ** self.weight_exp)
         if self.quantized:
-            wi = w.detach().to(torch.float64)
-            raw = F.conv2d(x.detach().to(torch.float64), wi, stride=self.stride, padding=self.padding)
-            exact = loihi.i32(loihi.shift_floor(raw.round().to(torch.int64), self.weight_exp))
+            if _bound(int(w[0].numel()), w, 0) >= 2 ** 24:  # float32 would not hold the sums exactly
+                raw = F.conv2d(x.detach().to(torch.float64), w.detach().to(torch.float64), stride=self.stride,
+                               padding=self.padding)
+            exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
             acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
         a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
         per = int(np.prod(self.out_shape[1:]))
@@ -319,10 +321,12 @@ class SpikingSumPool(_SpikingLayer):
         c = self.input_shape[0]
         x = s.reshape(B * T, *self.input_shape)
         w = torch.full((c, 1, *self.kernel), float(self.pool_weight), dtype=x.dtype)
-        acc = F.conv2d(x, w, stride=self.kernel, groups=c) * (2.0 ** self.weight_exp)
+        raw = F.conv2d(x, w, stride=self.kernel, groups=c)
+        acc = raw * (2.0 ** self.weight_exp)
         if self.quantized:
-            raw = F.conv2d(x.detach().to(torch.float64), w.to(torch.float64), stride=self.kernel, groups=c)
-            exact = loihi.i32(loihi.shift_floor(raw.round().to(torch.int64), self.weight_exp))
+            if _bound(int(w[0].numel()), w, 0) >= 2 ** 24:
+                raw = F.conv2d(x.detach().to(torch.float64), w.to(torch.float64), stride=self.kernel, groups=c)
+            exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
             acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
         a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
         return self.neurons(a)
