@@ -558,7 +558,9 @@ def graph_to_model(graph, *, dt: Optional[float] = None) -> NirModel:
         succ[s].append(d)
         pred[d].append(s)
 
-    shape = tuple(int(x) for x in np.asarray(nodes[top_in[0]].input_type["input"]).ravel())
+    shape = _first_shape(getattr(nodes[top_in[0]], "input_type", None))
+    if shape is None:
+        raise NIRFormatError("the Input node has no shape")
     if not shape or any(s <= 0 for s in shape):
         raise NIRFormatError(f"Input node has an invalid shape {shape}")
     in_shape = shape
@@ -593,10 +595,10 @@ def graph_to_model(graph, *, dt: Optional[float] = None) -> NirModel:
                                      f"the chip's outputs are spiking neurons")
             if not stages or all(s.neuron is None for s in stages):
                 raise NIRFormatError("the graph has no neuron layer between Input and Output")
-            oshape = getattr(node, "output_type", {}).get("output") if hasattr(node, "output_type") else None
-            if oshape is not None and int(np.prod(np.asarray(oshape))) != int(np.prod(shape)):
-                raise NIRFormatError(f"Output node expects shape {tuple(np.asarray(oshape).tolist())}, "
-                                     f"the last layer gives {shape} (shape mismatch)")
+            oshape = _first_shape(getattr(node, "output_type", None))
+            if oshape is not None and int(np.prod(oshape)) != int(np.prod(shape)):
+                raise NIRFormatError(f"Output node expects shape {oshape}, the last layer gives {shape} "
+                                     f"(shape mismatch)")
             break
         if tn == "Input":
             raise NIRFormatError(f"Input node '{d}' has a predecessor")
@@ -609,11 +611,9 @@ def graph_to_model(graph, *, dt: Optional[float] = None) -> NirModel:
         elif tn == "Flatten":
             if pending is not None:
                 raise NIRFormatError(f"Flatten '{d}' between a synapse and its neurons is not supported")
-            it = getattr(node, "input_type", {}) or {}
-            ishape = it.get("input")
-            if ishape is not None and int(np.prod(np.asarray(ishape))) != int(np.prod(shape)):
-                raise NIRFormatError(f"Flatten '{d}' expects shape {tuple(np.asarray(ishape).tolist())}, "
-                                     f"receives {shape} (shape mismatch)")
+            ishape = _first_shape(getattr(node, "input_type", None))
+            if ishape is not None and int(np.prod(ishape)) != int(np.prod(shape)):
+                raise NIRFormatError(f"Flatten '{d}' expects shape {ishape}, receives {shape} (shape mismatch)")
             st = Stage(name=d, kind="flatten", in_shape=shape, out_shape=(int(np.prod(shape)),),
                        nodes={"flatten": d}, meta={"flatten": dict(node.metadata or {})})
             stages.append(st)
@@ -653,6 +653,22 @@ def graph_to_model(graph, *, dt: Optional[float] = None) -> NirModel:
             pending = None
         cur = d
     return NirModel(input_shape=in_shape, stages=stages, dt=float(dt), metadata=gmeta, dt_source=dt_source)
+
+
+def _first_shape(types) -> Optional[Tuple[int, ...]]:
+    """The shape in a NIR ``input_type``/``output_type`` dict (whatever its key), or None."""
+    if not isinstance(types, dict) or not types:
+        return None
+    v = next(iter(types.values()))
+    if v is None:
+        return None
+    try:
+        a = np.asarray(v, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise NIRFormatError(f"invalid shape {v!r} in a node type") from None
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or np.any(a < 0):
+        raise NIRFormatError(f"invalid shape {v!r} in a node type")
+    return tuple(int(x) for x in a)
 
 
 def _synapse_stage(name: str, node, shape: Tuple[int, ...]) -> Stage:
