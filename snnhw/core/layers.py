@@ -158,8 +158,16 @@ class _SpikingLayer(nn.Module):
             return self.bias.detach().cpu().numpy().astype(np.float32)
 
     def neurons(self, a: torch.Tensor, bias=None, w_rec=None, rec_exp: int = 0) -> torch.Tensor:
-        return cuba_lif(a, _neuron_params(self.neuron), bias, w_rec=w_rec, rec_exp=rec_exp,
-                        exact=self.quantized, surrogate=self.surrogate)
+        dev = a.device
+        if dev.type != "cpu":
+            # snnhw.core.neuron allocates its state on the CPU: run the neuron recurrence there
+            # (synapses stay on the accelerator); autograd carries the gradients across.
+            a = a.cpu()
+            bias = None if bias is None else bias.cpu()
+            w_rec = None if w_rec is None else w_rec.cpu()
+        s = cuba_lif(a, _neuron_params(self.neuron), bias, w_rec=w_rec, rec_exp=rec_exp,
+                     exact=self.quantized, surrogate=self.surrogate)
+        return s.to(dev)
 
     def clamp_parameters_(self) -> None:
         """Keep the float shadow weights near the legal grid (called after each optimizer step)."""
@@ -320,7 +328,7 @@ class SpikingSumPool(_SpikingLayer):
         B, T = s.shape[:2]
         c = self.input_shape[0]
         x = s.reshape(B * T, *self.input_shape)
-        w = torch.full((c, 1, *self.kernel), float(self.pool_weight), dtype=x.dtype)
+        w = torch.full((c, 1, *self.kernel), float(self.pool_weight), dtype=x.dtype, device=x.device)
         raw = F.conv2d(x, w, stride=self.kernel, groups=c)
         acc = raw * (2.0 ** self.weight_exp)
         if self.quantized:
