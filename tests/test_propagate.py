@@ -43,14 +43,14 @@ def test_loihi2_chain_equals_simulate_with_the_pipeline_delay_factored_out():
 
 
 def test_json_schema_and_plots(tmp_path):
-    data = propagate(layers=4, widths=[60], steps=3, repeats=2, batch=2, inits=["kaiming", "micheli"],
-                     semantics="float-hard", seed=1)
+    data = propagate(layers=4, widths=[60], steps=3, repeats=2, batch=2,
+                     inits=["kaiming", "micheli", "hardware-calibrated"], semantics="float-hard", seed=1)
     json.dumps(data)
     cfg = data["config"]
     for k in ("layers", "widths", "threshold", "beta", "alpha", "i_decay", "v_decay", "steps", "inits",
               "semantics", "repeats", "seed", "input_rate", "target_rate", "reset"):
         assert k in cfg
-    for key in ("kaiming", "micheli"):
+    for key in ("kaiming", "micheli", "hardware-calibrated"):
         r = data["results"][key]
         for k in ("var_u", "var_u_std", "spike_count", "spike_count_std", "var_u_ratio"):
             assert len(r[k]) == 4

@@ -307,7 +307,7 @@ def _run_one(cfg: Dict, init: str, width: int, progress=None) -> Dict:
             mu = 0.0
             dist = "normal"
             for r in range(R if (name == "micheli" and variant == "finite-size") else 1):
-                mu, sg, dist = moments(name, width, width, threshold=theta, beta=beta, alpha=alpha, rate=p0,
+                mu, sg, dist = moments("hardware" if calibrated else name, width, width, threshold=theta, beta=beta, alpha=alpha, rate=p0,
                                        target_rate=target, reset=reset, deep=l > 0, rng=rng, steps=T, **opts)
                 sig[r:] = sg
             sig_t = torch.as_tensor(sig, dtype=torch.float32).reshape(R, 1, 1)
