@@ -169,7 +169,8 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
                    reset: str = "zero", seed: int = 12345, steps: Optional[int] = None) -> np.ndarray:
     """Firing rate (spikes/step) of a float CUBA LIF driven by white Gaussian input ``x_t ~ N(m, sigma_x**2)``
     per step (weight units), for each mean in ``m``: ``i = alpha i + x; v = beta v + i``; spike iff
-    ``v > theta``; then ``v = 0`` (hard) or ``v -= theta`` (subtract). Evaluated on a seeded ensemble
+    ``v > theta``; then ``v = 0`` (``zero``), ``v -= theta`` (``subtract``, the spec's float twin) or
+    ``v_{t+1} = beta v_t + i - theta`` (``subtract-undecayed``, snnTorch's Leaky). Evaluated on a seeded ensemble
     (``MC_REPLICAS`` neurons per mean, ``MC_STEPS`` steps after a burn-in of 5 time constants), with
     common random numbers so the result is a deterministic, smooth function of its arguments.
     ``steps`` = T: the rate over the first T steps from rest (a short-sequence network) instead of the
@@ -201,8 +202,10 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
         spk = v > theta
         if reset == "zero":
             v = np.where(spk, 0.0, v)
-        else:
+        elif reset == "subtract":
             v = v - theta * spk
+        else:  # "subtract-undecayed" (snnTorch Leaky): theta comes off the next update, not decayed
+            v = v - (theta / beta if beta > 0 else theta) * spk
         if t >= burn:
             count += spk
     return (count / meas).mean(axis=1).reshape(m.shape)

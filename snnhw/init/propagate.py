@@ -126,7 +126,7 @@ class PropagateConfig:
         cfg = asdict(self)
         cfg.update(widths=[int(w) for w in widths], inits=inits, threshold=theta, i_decay=i_decay,
                    v_decay=v_decay, alpha=alpha, beta=beta, input_rate=p0, target_rate=target,
-                   reset="zero" if self.semantics in ("float-hard", "loihi2") else "subtract",
+                   reset="zero" if self.semantics in ("float-hard", "loihi2") else "subtract-undecayed",
                    vth_mant=int(round(W_SCALE * theta)) if loihi_ else None,
                    var_u_units="weight units (v/64, pre-reset)" if loihi_ else "float units (u, pre-reset)",
                    spike_count_units="spikes per neuron per step")
