@@ -227,3 +227,21 @@ def test_float_target_run(tmp_path):
 
     spec = NetworkSpec.from_json((out / "spec.json").read_text())
     assert not spec.quantized and any(np.any(np.asarray(l.weight) % 1 != 0) for l in spec.neuron_layers())
+
+
+@pytest.mark.slow
+def test_deep_mlp_hardware_init_active_kaiming_silent():
+    """digits_deep_mlp (10 x 600, T=3): the hardware-aware init leaves every layer active; Kaiming's
+    init, mapped to the 8-bit grid, silences the deep layers (reported, not tuned away)."""
+    from snnhw.train.loop import evaluate
+
+    rates = {}
+    for method in ("hardware-calibrated", "kaiming"):
+        recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe="digits_deep_mlp", init=method))
+        torch.manual_seed(0)
+        model = build.build_model(recipe, target, shape, data.n_classes)
+        calib = enc(data.x_train[:128], index=np.arange(128))
+        build.initialize(model, recipe, calib, 0)
+        rates[method] = evaluate(model, data, enc, n=64)["rates"]
+    assert all(r > 0 for r in rates["hardware-calibrated"]), rates
+    assert rates["kaiming"][-1] == 0 and any(r == 0 for r in rates["kaiming"][:-1]), rates
