@@ -1,8 +1,9 @@
 """Benchmark: the torch core vs Lava's fixed-point CPU simulator on the same network and inputs.
 
 For each network: random Lava-representable weights, biases and decays (seeded), Bernoulli input
-spikes; Lava runs ``--lava-samples`` samples (one Lava run per sample, and once more with all of them
-side by side in one run, see :mod:`snnhw.backends.lava`), the core runs ``--core-samples`` samples in
+spikes. Lava runs a few samples three ways: plain (one run per sample, every LIF into a RingBuffer sink
+read back with Lava's ``Var.get``), ``run_lava`` one sample per run (file recorders), and ``run_lava``
+with all samples side by side in one run (see :mod:`snnhw.backends.lava`). The core runs more samples in
 one batch. The spikes of every layer are checked identical on the samples both ran; then it prints
 sample*steps per second for each and the ratios. No assertion on timings: this is a measurement.
 
@@ -22,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from snnhw import loihi  # noqa: E402
-from snnhw.backends.lava import lava_available, run_lava  # noqa: E402
+from snnhw.backends.lava import lava_available, run_lava, run_stages, spec_stages  # noqa: E402
 from snnhw.core.network import simulate  # noqa: E402
 from snnhw.spec import Dense, NetworkSpec, Neuron  # noqa: E402
 
@@ -47,6 +48,9 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
     xl = x[:lava_samples]
 
     t = time.perf_counter()
+    plain = [run_stages(spec_stages(spec, 1)[0], xl[i].T, probes="lava") for i in range(lava_samples)]
+    t_plain = time.perf_counter() - t
+    t = time.perf_counter()
     per_run = [run_lava(spec, xl[i:i + 1], batch=1) for i in range(lava_samples)]
     t_lava1 = time.perf_counter() - t
     t = time.perf_counter()
@@ -58,22 +62,30 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
     core = simulate(spec, x[:core_samples])
     t_core = time.perf_counter() - t
 
-    same = all(np.array_equal(np.concatenate([r.layer_spikes[i] for r in per_run]), packed.layer_spikes[i])
+    same = all(np.array_equal(np.stack([p[i].s.T for p in plain]), packed.layer_spikes[i])
+               for i in range(len(sizes) - 1))
+    same &= all(np.array_equal(np.concatenate([r.layer_spikes[i] for r in per_run]), packed.layer_spikes[i])
                and np.array_equal(packed.layer_spikes[i], core.layer_spikes[i][:lava_samples].numpy().astype(np.int64))
                for i in range(len(sizes) - 1))
     rates = [float(core.layer_spikes[i][:lava_samples].mean()) for i in range(len(sizes) - 1)]
+    r0 = lava_samples * T / t_plain
     r1 = lava_samples * T / t_lava1
     rk = lava_samples * T / t_lavak
     rc = core_samples * T / t_core
     print(f"\n== {name}: {'-'.join(map(str, sizes))}, T={T} ==")
-    print(f"spikes identical (all layers, {lava_samples} samples, Lava per-sample = Lava packed = core): {same}")
+    print(f"spikes identical (all layers, {lava_samples} samples, every Lava variant = core): {same}")
     print("spike rates per layer: " + ", ".join(f"{r:.3f}" for r in rates))
-    print(f"Lava CPU sim, 1 sample per run : {r1:10.1f} sample*steps/s  ({lava_samples} runs, {t_lava1:.2f} s)")
-    print(f"Lava CPU sim, {lava_samples} samples packed : {rk:10.1f} sample*steps/s  (1 run, {t_lavak:.2f} s)")
-    print(f"core (torch, batch {core_samples})    : {rc:10.1f} sample*steps/s  ({t_core:.2f} s, "
-          f"{torch.get_num_threads()} threads)")
-    print(f"ratio core / Lava per-sample : {rc / r1:10.1f}x")
-    print(f"ratio core / Lava packed     : {rc / rk:10.1f}x")
+    print(f"Lava CPU sim, plain (RingBuffer sinks, Var.get), 1 sample per run: {r0:10.1f} sample*steps/s  "
+          f"({lava_samples} runs, {t_plain:.2f} s)")
+    print(f"Lava CPU sim, snnhw run_lava, 1 sample per run: {r1:10.1f} sample*steps/s  "
+          f"({lava_samples} runs, {t_lava1:.2f} s)")
+    print(f"Lava CPU sim, snnhw run_lava, {lava_samples} samples packed in 1 run: {rk:10.1f} sample*steps/s  "
+          f"({t_lavak:.2f} s)")
+    print(f"core (torch, batch {core_samples}, {torch.get_num_threads()} threads): {rc:10.1f} sample*steps/s  "
+          f"({t_core:.2f} s)")
+    print(f"ratio core / Lava plain      : {rc / r0:10.1f}x")
+    print(f"ratio core / run_lava 1/run  : {rc / r1:10.1f}x")
+    print(f"ratio core / run_lava packed : {rc / rk:10.1f}x")
     if not same:
         raise SystemExit("MISMATCH between the core and Lava")
 
@@ -81,7 +93,9 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1; 0: torch's default. On a shared/oversubscribed CPU, "
+                        "torch's multi-threaded int64 ops can be 50x slower than one thread)")
     args = p.parse_args(argv)
     if not lava_available():
         print("lava-nc is not installed: nothing to compare against", file=sys.stderr)
@@ -89,8 +103,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     q = args.quick
-    bench("4 x 200 LIF", [200, 200, 200, 200, 200], 100, 2 if q else 4, 64 if q else 256)
-    bench("bigger MLP", [784, 1000, 1000, 10], 100, 2 if q else 4, 32 if q else 128)
+    bench("4 x 200 LIF", [200, 200, 200, 200, 200], 100, 2 if q else 4, 64 if q else 1024)
+    bench("bigger MLP", [784, 1000, 1000, 10], 100, 2 if q else 4, 32 if q else 256)
     return 0
 
 
