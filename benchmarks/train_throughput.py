@@ -5,6 +5,15 @@ spikes (rate 0.2), cross-entropy on output spike counts, one Adam step per batch
 Prints samples/s (forward + backward + optimizer step) for each and the ratios.
 
     .venv/bin/python benchmarks/train_throughput.py [--iters 20] [--threads 2]
+
+Measured 2026-11-26 on the shared 2-core build machine (load average ~9 from other jobs, so absolute
+numbers are low and noisy): snnhw 48.0, slayer 37.9, snnTorch 36.7 samples/s -> 1.27x slayer, 1.31x
+snnTorch. The 3x / 2x goals are NOT met. What limits snnhw (cProfile of 5 steps): the neuron
+recurrence in ``snnhw/core/neuron.py`` — ``_run`` (exact forward, ~15 int64 tensor ops per step per
+layer: ``loihi.i32``/``wrap24``/``decay``/``saturate_v`` on [batch, neurons], a Python loop over T) and
+``_CubaLIF.backward`` (a Python loop over T) — takes ~40 % of a step; the int64 round trips of the
+exact synapse (``to(int64)``, ``shift_floor``, ``i32``) ~25 %; autograd's own matmul gradients the
+rest. Going faster needs a fused (C++/TorchScript) time loop for the exact LIF, not a change here.
 """
 from __future__ import annotations
 
