@@ -224,7 +224,8 @@ class SpikingDense(_SpikingLayer):
         if self.quantized:
             bound = _bound(self.n_in, w, 0)
             if bound < 2 ** 24:  # float32 already holds the integer sum exactly: floor/wrap it as Lava does
-                exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
+                # (integer-valued, so the cast is exact without a rounding pass)
+                exact = loihi.i32(loihi.shift_floor(raw.detach().to(torch.int64), self.weight_exp))
             else:
                 exact = loihi.dense_accumulate(s.detach().to(torch.int64), w.detach().to(torch.int64),
                                                self.weight_exp)
