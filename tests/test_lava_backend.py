@@ -200,3 +200,14 @@ def test_bad_specs_raise_one_line_errors():
 def test_empty_sample_set_returns_empty_arrays():
     res = lb.run_lava(mlp(), np.zeros((0, 4, 12)))
     assert res.output.shape == (0, 4, 5) and len(res.layer_spikes) == 2
+
+
+@needs_lava
+def test_explicit_sign_mode_reaches_lava():
+    """weights [3, 5]: derived excitatory keeps them (a = 8); explicit MIXED clears the LSB (2 + 4 = 6)."""
+    data = np.ones((2, 2), np.int64)
+    u = {}
+    for mode in (None, int(loihi.SignMode.MIXED)):
+        st = lb.LavaStage(weights=np.array([[3, 5]]), shape=(1,), du=4095, dv=0, vth=131071, sign_mode=mode)
+        u[mode] = lb.run_stages([st], data, record=True)[0].u[0, 1]
+    assert u[None] == 8 << 6 and u[int(loihi.SignMode.MIXED)] == 6 << 6

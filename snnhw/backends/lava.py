@@ -141,7 +141,8 @@ class LavaStage:
 
     Dense: ``weights`` [out, in] ints as given to ``Dense(weights=...)`` (Lava clips to 8 bits and clears
     ``8 - num_weight_bits + mixed`` LSBs itself), ``weight_exp`` (-8..7, on the sum), ``sign_mode``
-    (``None``: Lava derives it), ``graded`` (``num_message_bits > 0``: payloads, not 0/1 spikes).
+    (``None``: Lava derives it; else a :class:`snnhw.loihi.SignMode` value, passed on as Lava's own enum),
+    ``graded`` (``num_message_bits > 0``: payloads, not 0/1 spikes).
     Conv (``conv`` set): ``weights`` in Lava's layout [C_out, kW, kH, C_in_per_group] with
     ``conv = dict(input_shape=(W, H, C), stride, padding, groups)`` in Lava's (x, y) order.
     LIF: ``shape``; ``du`` (Lava units: i_decay - 1), ``dv``, ``vth`` (mantissa) as scalars or per-neuron
@@ -325,8 +326,10 @@ def _synapse(LavaDense, LavaSparse, syn: LavaSynapse):
     """A Lava Dense or Sparse process for ``syn``."""
     kw = dict(weight_exp=int(syn.weight_exp), num_weight_bits=int(syn.num_weight_bits),
               num_message_bits=GRADED_MESSAGE_BITS if syn.graded else 0)
-    if syn.sign_mode is not None:
-        kw["sign_mode"] = loihi.SignMode(int(syn.sign_mode))
+    if syn.sign_mode is not None:  # Lava's own (plain Enum) SignMode: its models compare with ==
+        from lava.utils.weightutils import SignMode as LavaSignMode
+
+        kw["sign_mode"] = LavaSignMode(int(syn.sign_mode))
     if syn.sparse:
         return LavaSparse(weights=_csr(syn.weights), **kw)
     return LavaDense(weights=np.asarray(syn.weights), **kw)
