@@ -24,12 +24,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from snnhw.train.pipeline import RunOptions, run as run_pipeline
 
-    if torch.get_num_threads() > 2 and not args.device == "cuda":
-        pass
     opts = RunOptions(recipe=args.recipe, target=args.target, out=args.out, data_dir=args.data_dir,
                       device=args.device, seed=args.seed, epochs=args.epochs, init=args.init, resume=args.resume,
                       verify_samples=args.verify_samples, backend=args.backend,
