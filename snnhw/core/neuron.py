@@ -44,8 +44,9 @@ class CubaTrace(NamedTuple):
     v: torch.Tensor
 
 
-def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool):
-    """Forward recurrence. Returns spikes, pre-reset voltages (for the surrogate) and optional traces."""
+def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep_vpre: bool = True):
+    """Forward recurrence. Returns spikes, pre-reset voltages (for the surrogate; None unless
+    ``keep_vpre``) and optional traces."""
     B, T, N = a.shape
     if exact:
         ai = a.to(torch.int64)
@@ -56,16 +57,24 @@ def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool):
         vth = loihi.effective_threshold(p.vth_mant)
         wr = None if w_rec is None else w_rec.detach().to(torch.int64)
         s_all = torch.zeros(B, T, N, dtype=torch.bool)
-        vpre_all = torch.zeros(B, T, N, dtype=torch.float32)
+        vpre_all = torch.zeros(B, T, N, dtype=torch.float32) if keep_vpre else None
         u_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
         v_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
         s_prev = None
+        # |a| bound over the run (feed-forward plus the largest possible recurrent sum) for the
+        # provably identical fast path of lif_integrate
+        amax = int(ai.abs().max()) if ai.numel() else 0
+        if wr is not None and wr.numel():
+            amax += int(loihi.shift_floor(wr.abs().sum(1).max(), max(rec_exp, 0)))
+        bmax = int(b.abs().max()) if b.numel() else 0
+        bounded = amax < loihi.BOUNDED_INPUT and bmax < loihi.BOUNDED_BIAS
         for t in range(T):
             at = ai[:, t]
             if wr is not None and s_prev is not None:
                 at = loihi.sum_ports(at, loihi.dense_accumulate(s_prev.to(torch.int64), wr, rec_exp))
-            u, v = loihi.lif_integrate(at, u, v, fi, fv, b)
-            vpre_all[:, t] = v.to(torch.float32)  # pre-reset voltage, for the surrogate
+            u, v = loihi.lif_integrate(at, u, v, fi, fv, b, bounded=bounded)
+            if keep_vpre:
+                vpre_all[:, t] = v.to(torch.float32)  # pre-reset voltage, for the surrogate
             s, v = loihi.lif_fire(v, vth)
             s_all[:, t] = s
             if record:
@@ -108,7 +117,8 @@ def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool):
 class _CubaLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
-        s, vpre, _ = _run(a, bias, w_rec, rec_exp, p, exact, record=False)
+        need_grad = any(ctx.needs_input_grad[:3])
+        s, vpre, _ = _run(a, bias, w_rec, rec_exp, p, exact, record=False, keep_vpre=need_grad)
         ctx.save_for_backward(s, vpre, w_rec)
         ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
         ctx.has_bias = bias is not None
@@ -172,5 +182,5 @@ def cuba_lif_trace(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Ten
     The v trace is the post-reset value (0 at spike steps), as Lava's Monitor reads it.
     """
     with torch.no_grad():
-        _, _, trace = _run(a, bias, w_rec, int(rec_exp), params, exact, record=True)
+        _, _, trace = _run(a, bias, w_rec, int(rec_exp), params, exact, record=True, keep_vpre=False)
     return trace
