@@ -6,14 +6,15 @@ Prints samples/s (forward + backward + optimizer step) for each and the ratios.
 
     .venv/bin/python benchmarks/train_throughput.py [--iters 20] [--threads 2]
 
-Measured 2026-11-26 on the shared 2-core build machine (load average ~9 from other jobs, so absolute
-numbers are low and noisy): snnhw 48.0, slayer 37.9, snnTorch 36.7 samples/s -> 1.27x slayer, 1.31x
-snnTorch. The 3x / 2x goals are NOT met. What limits snnhw (cProfile of 5 steps): the neuron
-recurrence in ``snnhw/core/neuron.py`` — ``_run`` (exact forward, ~15 int64 tensor ops per step per
-layer: ``loihi.i32``/``wrap24``/``decay``/``saturate_v`` on [batch, neurons], a Python loop over T) and
-``_CubaLIF.backward`` (a Python loop over T) — takes ~40 % of a step; the int64 round trips of the
-exact synapse (``to(int64)``, ``shift_floor``, ``i32``) ~25 %; autograd's own matmul gradients the
-rest. Going faster needs a fused (C++/TorchScript) time loop for the exact LIF, not a change here.
+Measured 2026-11-26 12:40 UTC on the 2-core build machine while it was quiet (load < 1), with the core
+of commit c1f8737: snnhw 1435.6, slayer 1028.6, snnTorch 1675.7 samples/s -> 1.40x slayer, 0.86x
+snnTorch (with --threads 1: 1571.7 / 991.8 / 1615.4 -> 1.58x, 0.97x). The 3x / 2x goals are NOT met.
+What limits snnhw (cProfile, 20 steps, 2 threads): the Loihi-exact neuron forward
+``snnhw/core/neuron.py:_run`` (a Python loop over T with ~10 int64 tensor ops per step per layer via
+``snnhw.loihi.lif_integrate``/``lif_fire``) takes ~47 % of a training step, ``_CubaLIF.backward``
+(a Python loop over T) ~16 %, the exact synapse (float matmul + int64 floor/wrap via snnhw.loihi)
+~20 %, autograd's matmul gradients and Adam the rest. snnTorch's float ``Synaptic`` does fewer, cheaper
+float ops per step. Reaching the goals needs a fused (C++/TorchScript) time loop for the exact LIF.
 """
 from __future__ import annotations
 
