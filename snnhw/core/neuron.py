@@ -50,16 +50,17 @@ def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep
     B, T, N = a.shape
     if exact:
         ai = a.to(torch.int64)
-        b = torch.zeros(N, dtype=torch.int64) if bias is None else bias.detach().to(torch.int64)
-        u = torch.zeros(B, N, dtype=torch.int64)
-        v = torch.zeros(B, N, dtype=torch.int64)
+        dev = a.device
+        b = torch.zeros(N, dtype=torch.int64, device=dev) if bias is None else bias.detach().to(torch.int64)
+        u = torch.zeros(B, N, dtype=torch.int64, device=dev)
+        v = torch.zeros(B, N, dtype=torch.int64, device=dev)
         fi, fv = loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay)
         vth = loihi.effective_threshold(p.vth_mant)
         wr = None if w_rec is None else w_rec.detach().to(torch.int64)
-        s_all = torch.zeros(B, T, N, dtype=torch.bool)
-        vpre_all = torch.zeros(B, T, N, dtype=torch.float32) if keep_vpre else None
-        u_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
-        v_tr = torch.zeros(B, T, N, dtype=torch.int64) if record else None
+        s_all = torch.zeros(B, T, N, dtype=torch.bool, device=dev)
+        vpre_all = torch.zeros(B, T, N, dtype=torch.float32, device=dev) if keep_vpre else None
+        u_tr = torch.zeros(B, T, N, dtype=torch.int64, device=dev) if record else None
+        v_tr = torch.zeros(B, T, N, dtype=torch.int64, device=dev) if record else None
         s_prev = None
         # |a| bound over the run (feed-forward plus the largest possible recurrent sum) for the
         # provably identical fast path of lif_integrate
@@ -85,18 +86,19 @@ def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep
 
     # float twin
     a = a.detach().to(torch.float32)
-    b = torch.zeros(N) if bias is None else bias.detach().to(torch.float32)
+    dev = a.device
+    b = torch.zeros(N, device=dev) if bias is None else bias.detach().to(torch.float32)
     alpha = 1.0 - float(p.i_decay) / loihi.DECAY_UNITY
     beta = 1.0 - float(p.v_decay) / loihi.DECAY_UNITY
     vth = float(p.vth_mant) * (1 << loihi.VTH_SHIFT)
     gain = float(1 << loihi.ACT_SHIFT)
     wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** rec_exp)
-    u = torch.zeros(B, N)
-    v = torch.zeros(B, N)
-    s_all = torch.zeros(B, T, N)
-    vpre_all = torch.zeros(B, T, N)
-    u_tr = torch.zeros(B, T, N) if record else None
-    v_tr = torch.zeros(B, T, N) if record else None
+    u = torch.zeros(B, N, device=dev)
+    v = torch.zeros(B, N, device=dev)
+    s_all = torch.zeros(B, T, N, device=dev)
+    vpre_all = torch.zeros(B, T, N, device=dev)
+    u_tr = torch.zeros(B, T, N, device=dev) if record else None
+    v_tr = torch.zeros(B, T, N, device=dev) if record else None
     s = None
     for t in range(T):
         at = a[:, t]
@@ -135,10 +137,11 @@ class _CubaLIF(torch.autograd.Function):
         sg = ctx.surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
         keep = torch.ones_like(s) if p.reset == "subtract" else 1.0 - s
         B, T, N = s.shape
+        dev = vpre.device
         ga = torch.zeros_like(vpre)
-        gbias = torch.zeros(N)
-        gv = torch.zeros(B, N)
-        gu = torch.zeros(B, N)
+        gbias = torch.zeros(N, device=dev)
+        gv = torch.zeros(B, N, device=dev)
+        gu = torch.zeros(B, N, device=dev)
         ga_next = None
         wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** ctx.rec_exp)
         for t in range(T - 1, -1, -1):
