@@ -19,13 +19,7 @@ FIX = Path(__file__).parent / "fixtures" / "nir"
 BRAILLE = FIX / "braille_noDelay_noBias_subtract.nir"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is several times faster on a busy machine; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _csv(name):

@@ -20,13 +20,7 @@ from nir_specs import cnn, mlp, recurrent, spikes
 SPECS = {"mlp": mlp, "cnn": cnn, "recurrent": recurrent}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is several times faster on a busy machine; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _same_spec(a, b):

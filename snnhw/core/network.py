@@ -32,7 +32,11 @@ def _params(layer) -> CubaParams:
     return CubaParams(n.i_decay, n.v_decay, n.vth_mant, n.reset)
 
 
-def _bias(layer, exact: bool, n_out: int, per_channel: int = 1) -> Optional[torch.Tensor]:
+def layer_bias(layer, exact: bool) -> Optional[torch.Tensor]:
+    """Effective bias ``B`` [n_out] added to v every step (state units), or None.
+
+    Exact: ``bias_mant << bias_exp`` as Lava computes it; float: ``bias_mant * 2**bias_exp``.
+    Conv/pool biases are per channel and repeated over the channel's (H, W) positions."""
     if layer.bias_mant is None:
         return None
     mant = np.asarray(layer.bias_mant)
@@ -40,9 +44,9 @@ def _bias(layer, exact: bool, n_out: int, per_channel: int = 1) -> Optional[torc
         b = loihi.effective_bias(torch.as_tensor(mant.astype(np.int64)), layer.bias_exp)
     else:
         b = torch.as_tensor(mant, dtype=torch.float32) * float(2.0 ** layer.bias_exp)
-    if per_channel > 1:  # conv/pool biases are per channel
-        b = b.repeat_interleave(per_channel)
-    return b.reshape(n_out)
+    if isinstance(layer, (Conv, SumPool)):
+        b = b.repeat_interleave(int(np.prod(layer.out_shape[1:])))
+    return b.reshape(layer.n_out)
 
 
 def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
@@ -95,8 +99,7 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
         if isinstance(layer, Flatten):
             continue  # our tensors are already flat (C, H, W in C-order)
         a = synapse(layer, s, exact)
-        per_channel = int(np.prod(layer.out_shape[1:])) if isinstance(layer, (Conv, SumPool)) else 1
-        bias = _bias(layer, exact, layer.n_out, per_channel)
+        bias = layer_bias(layer, exact)
         w_rec, rec_exp = None, 0
         if isinstance(layer, Dense) and layer.weight_rec is not None:
             w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from snnhw import loihi
-from snnhw.core.network import synapse
+from snnhw.core.network import layer_bias, synapse
 from snnhw.core.neuron import CubaParams, cuba_lif
 from snnhw.init import kernels, quant
 from snnhw.init.tensor import DEFAULT_TARGET_RATE, check_method, moments
@@ -154,19 +154,6 @@ def _rec_exp_for(sigma_units: float) -> int:
     return max(lo, min(hi, e))
 
 
-def _bias(layer, exact: bool) -> Optional[torch.Tensor]:
-    if layer.bias_mant is None:
-        return None
-    mant = np.asarray(layer.bias_mant)
-    if exact:
-        b = loihi.effective_bias(torch.as_tensor(mant.astype(np.int64)), layer.bias_exp)
-    else:
-        b = torch.as_tensor(mant, dtype=torch.float32) * float(2.0 ** layer.bias_exp)
-    if isinstance(layer, (Conv, SumPool)):
-        b = b.repeat_interleave(int(np.prod(layer.out_shape[1:])))
-    return b.reshape(layer.n_out)
-
-
 def layer_input(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
     """Synaptic input [B, T, n_out] of ``layer`` for presynaptic spikes ``s`` [B, T, n_in], with the
     one-step Dense delay factored out (step t sees s[t]); exact integer arithmetic via the core."""
@@ -183,7 +170,7 @@ def run_layer(layer, a: torch.Tensor, exact: bool, vth=None) -> torch.Tensor:
         w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32)
         rec_exp = layer.rec_exp
     with torch.no_grad():
-        return cuba_lif(a, p, _bias(layer, exact), w_rec=w_rec, rec_exp=rec_exp, exact=exact)
+        return cuba_lif(a, p, layer_bias(layer, exact), w_rec=w_rec, rec_exp=rec_exp, exact=exact)
 
 
 def _calibrate_threshold(layer, a: torch.Tensor, exact: bool, target: float):
