@@ -36,3 +36,15 @@ def write_raw(path, layers):
             for k, v in layer.get("extra", {}).items():
                 g.create_dataset(k, data=v)
     return path
+
+
+def lava_netx_weights(w):
+    """(effective weights, weight_exp) that lava-dl's own ``optimize_weight_bits`` and Lava's Dense
+    (``determine_sign_mode``, ``clip_weights``, ``truncate_weights``) make of file weights ``w``."""
+    from snnhw.io.netx import quiet_fds
+    with quiet_fds():
+        from lava.lib.dl.netx.utils import optimize_weight_bits
+        from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+        enc, nbits, wexp, _ = optimize_weight_bits(np.array(w).copy())
+    mode = determine_sign_mode(enc)
+    return truncate_weights(clip_weights(enc.copy(), mode, num_bits=8), mode, nbits), wexp

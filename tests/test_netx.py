@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from netx_files import HAVE_LAVA_DL, cuba, write_raw
+from netx_files import HAVE_LAVA_DL, cuba, lava_netx_weights, write_raw
 from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.io.netx import NetxFormatError, read_netx, run_netx_lava, write_netx
@@ -213,10 +213,6 @@ def test_read_matches_netx_encoding_functions(tmp_path):
     matrices (no Lava runtime; imports lava-dl's pure functions)."""
     if not HAVE_LAVA_DL:
         pytest.skip("lava-dl is not installed")
-    from snnhw.io.netx import quiet_fds
-    with quiet_fds():
-        from lava.lib.dl.netx.utils import optimize_weight_bits
-        from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
     rng = np.random.default_rng(3)
     for k in range(60):
         lo, hi = [(-256, 255), (0, 256), (-256, 1), (-4, 4), (-130, 130)][k % 5]
@@ -225,10 +221,7 @@ def test_read_matches_netx_encoding_functions(tmp_path):
             continue
         path = write_raw(tmp_path / f"r{k}.net", [dict(type="dense", weight=w, neuron=cuba())])
         layer = read_netx(path).layers[0]
-        with quiet_fds():
-            enc, nbits, wexp, _ = optimize_weight_bits(w.copy())
-        mode = determine_sign_mode(enc)
-        lava_w = truncate_weights(clip_weights(enc.copy(), mode, num_bits=8), mode, nbits)
+        lava_w, wexp = lava_netx_weights(w)
         np.testing.assert_array_equal(layer.weight, lava_w)
         assert layer.weight_exp == wexp
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from netx_files import HAVE_LAVA_DL, cuba, write_raw
+from netx_files import HAVE_LAVA_DL, cuba, lava_netx_weights, write_raw
 from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.core.neuron import CubaParams, cuba_lif_trace
@@ -227,18 +227,11 @@ def test_pitfall_one_step_dense_delay(tmp_path):
 def test_pitfall_netx_reencoding_edge_cases(tmp_path, weights, expect):
     """netx's optimize_weight_bits + Lava's Dense (which re-derives the sign mode) change some file
     weights; read_netx gives exactly what lava-dl's functions give."""
-    from snnhw.io.netx import quiet_fds
-    with quiet_fds():
-        from lava.lib.dl.netx.utils import optimize_weight_bits
-        from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
     w = np.array(weights)
     layer = read_netx(write_raw(tmp_path / "e.net", [dict(type="dense", weight=w, neuron=cuba())])).layers[0]
     got = layer.weight * 2.0 ** layer.weight_exp
     np.testing.assert_array_equal(got, np.array(expect, float))
-    with quiet_fds():
-        enc, nbits, wexp, _ = optimize_weight_bits(w.copy())
-    mode = determine_sign_mode(enc)
-    lava_w = truncate_weights(clip_weights(enc.copy(), mode, num_bits=8), mode, nbits)
+    lava_w, wexp = lava_netx_weights(w)
     np.testing.assert_array_equal(layer.weight, lava_w)
     assert layer.weight_exp == wexp
 
