@@ -46,8 +46,8 @@ from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
 HEADROOM = 0.5  # u and v may use at most this fraction of the 24-bit range on calibration data
 STATE_LIMIT_W = float(1 << (loihi.STATE_BITS - 1 - loihi.ACT_SHIFT))  # 2**17 weight units
-BIAS_MANT_MAX = 4095
-VTH_MAX = (1 << 17) - 1
+BIAS_MANT_MAX = loihi.RANGES["bias_mant"][1]
+VTH_MAX = loihi.RANGES["vth_mant"][1]
 
 
 # ================================================================================================

@@ -430,7 +430,7 @@ def _check_conv_exact(layer) -> None:
         bound = float(np.abs(w).max(initial=0)) * int(np.prod(w.shape[1:]))
     else:
         bound = abs(float(layer.weight)) * int(np.prod(layer.kernel))
-    if bound >= 1 << 23:
+    if bound >= loihi.MAX_UV:
         raise ValueError(f"layer {layer.name}: conv accumulator bound {int(bound)} reaches 2**23, where Lava's "
                          f"Conv wraps to 24 bits and the core does not")
 

@@ -86,7 +86,7 @@ VTH_READ_RANGE = (0, 1 << 17)
 BIAS_INT16 = (-(1 << 15), (1 << 15) - 1)
 #: Lava's fixed-point Conv wraps its sums at 24 bits (``signed_clamp``); the reader only accepts conv
 #: kernels whose binary-input sums stay below this, where that wrap and the core's int32 cast agree.
-CONV_SUM_LIMIT = 1 << 23
+CONV_SUM_LIMIT = loihi.MAX_UV  # Lava's Conv wraps its sum at 24 bits
 
 _UNSUPPORTED = {
     "pool": "pool layers are not implemented by lava-dl netx 0.6.0",
