@@ -59,6 +59,14 @@ def _import(path):
             "--out", str(Path(path).parent / "run")]
 
 
+def _import_graph_fails(g, path, capsys) -> str:
+    """Write graph ``g`` to ``path``, run ``import-nir`` on it, assert a one-line error; return stderr."""
+    nir.write(path, g)
+    rc, err = _cli(_import(path), capsys)
+    _assert_one_line_error(rc, err)
+    return err
+
+
 def test_non_nir_file(tmp_path, capsys):
     p = tmp_path / "x.nir"
     p.write_text("this is not a NIR file\n")
@@ -92,36 +100,26 @@ def test_unsupported_known_node_type(tmp_path, capsys):
     g = _base_graph()
     g.nodes["delay"] = nir.Delay(delay=np.ones(2))
     g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "delay"), ("delay", "output")]
-    p = tmp_path / "d.nir"
-    nir.write(p, g)
-    rc, err = _cli(_import(p), capsys)
-    _assert_one_line_error(rc, err)
+    err = _import_graph_fails(g, tmp_path / "d.nir", capsys)
     assert "unsupported node type Delay" in err
 
 
 def test_mismatched_shapes(tmp_path, capsys):
     g = _base_graph()
     g.nodes["fc"] = nir.Linear(weight=np.ones((2, 5), dtype=np.float32))  # Input gives 3
-    p = tmp_path / "s.nir"
-    nir.write(p, g)
-    _assert_one_line_error(*_cli(_import(p), capsys))
+    _import_graph_fails(g, tmp_path / "s.nir", capsys)
 
 
 def test_neuron_size_mismatch(tmp_path, capsys):
     g = _base_graph()
     g.nodes["fc"] = nir.Linear(weight=np.ones((4, 3), dtype=np.float32))
-    p = tmp_path / "n.nir"
-    nir.write(p, g)
-    _assert_one_line_error(*_cli(_import(p), capsys))
+    _import_graph_fails(g, tmp_path / "n.nir", capsys)
 
 
 def test_nan_parameters(tmp_path, capsys):
     g = _base_graph()
     g.nodes["lif"].tau_mem = np.array([1e-3, np.nan])
-    p = tmp_path / "nan.nir"
-    nir.write(p, g)
-    rc, err = _cli(_import(p), capsys)
-    _assert_one_line_error(rc, err)
+    err = _import_graph_fails(g, tmp_path / "nan.nir", capsys)
     assert "NaN" in err
 
 
@@ -130,18 +128,14 @@ def test_cycle_without_input(tmp_path, capsys):
     g = nir.NIRGraph(nodes={"lif": _base_graph().nodes["lif"], "w": nir.Linear(weight=np.eye(n, dtype=np.float32)),
                             "output": nir.Output(output_type={"output": np.array([n])})},
                      edges=[("lif", "w"), ("w", "lif"), ("lif", "output")], type_check=False)
-    p = tmp_path / "c.nir"
-    nir.write(p, g)
-    _assert_one_line_error(*_cli(_import(p), capsys))
+    _import_graph_fails(g, tmp_path / "c.nir", capsys)
 
 
 def test_branching_graph_is_refused(tmp_path, capsys):
     g = _base_graph()
     g.nodes["fc2"] = nir.Linear(weight=np.ones((2, 3), dtype=np.float32))
     g.edges = g.edges + [("input", "fc2"), ("fc2", "lif")]
-    p = tmp_path / "b.nir"
-    nir.write(p, g)
-    _assert_one_line_error(*_cli(_import(p), capsys))
+    _import_graph_fails(g, tmp_path / "b.nir", capsys)
 
 
 def test_export_bad_source(tmp_path, capsys):
