@@ -291,6 +291,69 @@ def test_hardware_calibration_with_real_input_and_float_spec():
         assert lr.measured_rate == pytest.approx(0.2, abs=0.03)
 
 
+def test_calibration_ignores_trailing_pipeline_padding():
+    """Steps where no sample has input (recipe pad_steps: pipeline fill) are not part of the rate the
+    calibration aims at: padded input gives the same thresholds and the target rate on the input steps."""
+    x = (np.random.default_rng(1).random((16, 3, 32)) < 0.3).astype(np.float32)
+    padded = np.concatenate([x, np.zeros((16, 11, 32), np.float32)], axis=1)
+    spec = _mlp([32, 64, 64, 64])
+    a, ra = init_spec(spec, "hardware-calibrated", seed=0, calib_input=x, target_rate=0.2)
+    b, rb = init_spec(spec, "hardware-calibrated", seed=0, calib_input=padded, target_rate=0.2)
+    assert rb.calib_shape == [16, 3, 32]
+    assert [l.neuron.vth_mant for l in a.layers] == [l.neuron.vth_mant for l in b.layers]
+    for lr in rb.layers:
+        assert lr.measured_rate == pytest.approx(0.2, abs=0.03)
+
+
+def test_identity_option_puts_variance_on_one_to_one_weights():
+    """identity = lam: square hidden Dense layers get a diagonal of sigma*sqrt(lam*n) (fitting the 8-bit
+    mantissa) and off-diagonal variance (1-lam) sigma^2; the first and non-square layers are untouched."""
+    spec = _mlp([64, 200, 200, 200, 10])
+    plain, _ = init_spec(spec, "hardware", seed=0, measure=False)
+    ident, rep = init_spec(spec, "hardware", seed=0, measure=False, identity=0.8)
+    assert np.array_equal(plain.layers[0].weight, ident.layers[0].weight)  # first layer: no identity
+    for layer in ident.layers[1:3]:
+        w = np.asarray(layer.weight)
+        d = np.diag(w)
+        off = w[~np.eye(200, dtype=bool)]
+        assert np.all(d == d[0]) and 200 <= d[0] <= 254 and d[0] % 2 == 0
+        # diagonal share of the input variance: d^2 / (d^2 + n var_off) ~ 0.8
+        share = d[0] ** 2 / (d[0] ** 2 + 200 * off.var())
+        assert share == pytest.approx(0.8, abs=0.05)
+    assert np.asarray(ident.layers[3].weight).shape == (10, 200)
+    assert not np.any(np.diag(np.asarray(ident.layers[3].weight)[:, :10]) == 254)
+    assert rep.options["identity"] == 0.8
+
+
+def test_identity_keeps_spike_patterns_through_depth():
+    """With identity = 0.8 and calibrated thresholds, layer 6 of a 200-wide chain still carries the
+    first hidden layer's spike pattern (neuron i follows neuron i); plain random layers scramble it."""
+    from snnhw.core.network import simulate
+
+    x = (np.random.default_rng(2).random((64, 3, 64)) < 0.3).astype(np.float32)
+    x = np.concatenate([x, np.zeros((64, 6, 64), np.float32)], axis=1)  # 3 input steps + pipeline fill
+    spec = _mlp([64] + [200] * 6)
+    corr = {}
+    for lam in (0.0, 0.8):
+        s, rep = init_spec(spec, "hardware-calibrated", seed=0, calib_input=x, target_rate=0.2, identity=lam)
+        assert all(lr.measured_rate == pytest.approx(0.2, abs=0.03) for lr in rep.layers)
+        spikes = simulate(s, x).layer_spikes
+        first, last = spikes[0].sum(1).flatten().numpy(), spikes[-1].sum(1).flatten().numpy()
+        corr[lam] = float(np.corrcoef(first, last)[0, 1])
+    assert corr[0.8] > 0.3 and abs(corr[0.0]) < 0.1, corr  # measured: 0.46 vs 0.005
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(method="hardware", identity=1.0), "identity"),
+    (dict(method="hardware", identity=-0.1), "identity"),
+    (dict(method="kaiming", identity=0.5), "hardware methods"),
+])
+def test_identity_option_errors(kw, msg):
+    method = kw.pop("method")
+    with pytest.raises(ValueError, match=msg):
+        init_spec(_mlp([8, 16, 16]), method, measure=False, **kw)
+
+
 @pytest.mark.parametrize("quantized", [True, False])
 def test_init_spec_cnn_with_pool(quantized):
     for method in ("kaiming", "micheli", "hardware", "hardware-calibrated"):

@@ -45,6 +45,8 @@ def test_deep_mlp_is_the_seed_papers_net():
     ({"model": {"layers": [{"kind": "dense", "out": 10, "size": 3}]}}, "unknown key 'model.layers[0].size'"),
     ({"model": {"layers": [{"kind": "lstm", "out": 10}]}}, "unknown kind 'lstm'"),
     ({"model": {"layers": [{"kind": "dense"}]}}, "positive integer 'out'"),
+    ({"train": {"readout_lr": 0}}, "train.readout_lr must be > 0"),
+    ({"init": {"identity": 1.0}}, "init.identity must lie in [0, 1)"),
 ])
 def test_bad_recipes_one_line(bad, msg):
     d = {"model": {"layers": [{"kind": "dense", "out": 10}]}}

@@ -229,6 +229,20 @@ def test_float_target_run(tmp_path):
     assert not spec.quantized and any(np.any(np.asarray(l.weight) % 1 != 0) for l in spec.neuron_layers())
 
 
+def test_readout_lr_scales_only_the_output_layer(tmp_path):
+    from snnhw.train.loop import param_groups
+
+    recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe=_recipe(tmp_path)))
+    model = build.build_model(recipe, target, shape, data.n_classes)
+    build.initialize(model, recipe, enc(data.x_train[:32], index=np.arange(32)), 0)
+    base = {g["name"]: g["lr"] for g in param_groups(model, 0.01)}
+    fast = {g["name"]: g["lr"] for g in param_groups(model, 0.01, readout_lr=5.0)}
+    out = {n for n, _ in model.layers[-1].named_parameters(prefix=f"layers.{len(model.layers) - 1}")}
+    assert out and set(base) == set(fast)
+    for name in base:
+        assert fast[name] == pytest.approx(base[name] * (5.0 if name in out else 1.0))
+
+
 @pytest.mark.slow
 def test_deep_mlp_hardware_init_active_kaiming_silent():
     """digits_deep_mlp (10 x 600, T=3): the hardware-aware init leaves every layer active; Kaiming's

@@ -197,6 +197,15 @@ def _calibrate_threshold(layer, a: torch.Tensor, exact: bool, target: float):
     return best, run_layer(layer, a, exact, best)
 
 
+IDENTITY_MANT = 254  # largest even weight mantissa: the one-to-one weight of the identity option
+
+
+def _takes_identity(layer, is_first: bool) -> bool:
+    """The ``identity`` option applies to square feed-forward Dense layers after the first."""
+    return (isinstance(layer, Dense) and not is_first and layer.weight_rec is None
+            and layer.n_in == layer.n_out)
+
+
 def _neuron_factors(layer):
     n = layer.neuron
     return kernels.decay_to_factor(n.i_decay), kernels.decay_to_factor(n.v_decay)
@@ -275,7 +284,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
     if not isinstance(spec, NetworkSpec):
         raise ValueError(f"init_spec needs a NetworkSpec, got {type(spec).__name__}")
     known = {"input_rate", "alpha", "sigma_u", "variant", "kernel", "dt", "nu", "mu_u", "xi", "sigma_mant",
-             "measure", "calib_batch", "calib_steps", "sg", "steps"}
+             "measure", "calib_batch", "calib_steps", "sg", "steps", "identity"}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"unknown init option(s): {', '.join(sorted(unknown))}")
@@ -288,6 +297,11 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
     sigma_mant = float(options.get("sigma_mant", quant.SIGMA_MANT))
     if not 2.0 <= sigma_mant <= 64.0:
         raise ValueError(f"sigma_mant must lie in [2, 64] mantissa units, got {sigma_mant}")
+    identity = float(options.get("identity", 0.0))
+    if not 0.0 <= identity < 1.0:
+        raise ValueError(f"identity (one-to-one share of the input variance) must lie in [0, 1), got {identity}")
+    if identity > 0 and method not in ("hardware", "hardware-calibrated"):
+        raise ValueError(f"the identity option belongs to the hardware methods, not to '{method}'")
     dt = float(options.get("dt", spec.metadata.get("dt", 1e-3) if isinstance(spec.metadata, dict) else 1e-3))
     rng = np.random.default_rng(int(seed))
     out = spec.copy()
@@ -305,6 +319,11 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
         if x.ndim != 3 or x.shape[2] != spec.n_in:
             raise ValueError(f"calib_input must be shaped [batch, steps, {spec.n_in}], got {tuple(x.shape)}")
         x = x.to(torch.float32)
+        # trailing steps where no sample has any input are pipeline fill (pad_steps): rates are
+        # measured and calibrated on the steps that carry input, not averaged over the silence
+        carries = (x != 0).flatten(2).any(dim=2).any(dim=0).nonzero()
+        if len(carries):
+            x = x[:, : int(carries[-1]) + 1]
     input_rate = options.get("input_rate")
     if input_rate is None:
         input_rate = float((x != 0).float().mean()) if x is not None else target
@@ -365,14 +384,25 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
         else:
             wshape = np.asarray(layer.weight).shape
             share = split if has_rec else 1.0
+            lam = identity if _takes_identity(layer, is_first) else 0.0
+            opts_l = dict(options, steps=design_steps)
+            if lam > 0 and exact:  # the one-to-one weight sigma*sqrt(lam*n) must fit the 8-bit mantissa
+                opts_l["sigma_mant"] = min(sigma_mant, IDENTITY_MANT / math.sqrt(lam * fan_in))
             plan = plan_weights(method, fan_in, _fan_out(layer), alpha_f, beta_f, reset,
                                 layer.neuron.vth_mant, exact, target=target,
                                 rate_in=(min(max(p_pred, 1e-3), 1.0) if (hw and prev_pool) else rate_design),
                                 m2_in=(m2_pred if (hw and prev_pool) else None), deep=not is_first,
-                                share=share, rng=rng, dt=dt, **dict(options, steps=design_steps))
+                                share=share, rng=rng, dt=dt, **opts_l)
             e, vth, sigma_units = plan.exp, plan.vth, plan.sigma_units
             layer.weight_exp, layer.neuron.vth_mant = e, vth
-            w_units = _draw(rng, wshape, plan.mu_units, plan.pre_sigma_units, plan.dist)
+            pre = plan.pre_sigma_units
+            if lam > 0:
+                pre = (quant.sigma_for_quantized_variance((sigma_units / 2 ** e) ** 2 * (1 - lam)) * 2 ** e
+                       if exact else sigma_units * math.sqrt(1 - lam))
+            w_units = _draw(rng, wshape, plan.mu_units, pre, plan.dist)
+            if lam > 0:
+                idx = np.arange(wshape[0])
+                w_units[idx, idx] = sigma_units * math.sqrt(lam * fan_in)
             kw = plan.kw
             layer.weight = _write(w_units, exact, e)
             sq, zf, mq = _stats(layer.weight, e)

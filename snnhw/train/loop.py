@@ -129,19 +129,23 @@ class _Progress:
             self.bar.stop()
 
 
-def param_groups(model: SpikingNet, lr: float) -> List[Dict]:
+def param_groups(model: SpikingNet, lr: float, readout_lr: float = 1.0) -> List[Dict]:
     """One Adam group per tensor with ``lr`` relative to the tensor's RMS at the start of training.
 
     Weights live in mantissa units (steps of 2, |w| up to 254); a plain lr of 1e-3 would move them
     far less than one quantization step. Scaling by the initial RMS makes ``lr`` the fraction of a
     layer's typical weight that Adam may move per step, the same for every layer and target.
+    The output (readout) layer's tensors get ``lr * readout_lr``: in a deep net the readout must
+    move faster than the hidden layers, whose small moves compound over depth.
     """
+    readout = {id(p) for p in model.layers[-1].parameters()}
     groups = []
     for name, p in model.named_parameters():
         with torch.no_grad():
             rms = float(p.detach().pow(2).mean().sqrt()) if p.numel() else 0.0
         scale = rms if rms > 1e-6 else 1.0
-        groups.append({"params": [p], "lr": lr * scale, "name": name})
+        factor = readout_lr if id(p) in readout else 1.0
+        groups.append({"params": [p], "lr": lr * scale * factor, "name": name})
     return groups
 
 
@@ -159,7 +163,7 @@ def train(model: SpikingNet, recipe: Dict, data: Dataset, encoder: Encoder, *, c
     n_train = len(data.y_train)
     n_batches = math.ceil(n_train / gbs)
     model.to(device)
-    opt = torch.optim.Adam(param_groups(model, float(tr["lr"])), lr=float(tr["lr"]),
+    opt = torch.optim.Adam(param_groups(model, float(tr["lr"]), float(tr["readout_lr"])), lr=float(tr["lr"]),
                            weight_decay=float(tr["weight_decay"]))
     total_steps = max(1, epochs * n_batches)
     if tr["schedule"] == "cosine":

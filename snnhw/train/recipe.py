@@ -15,12 +15,14 @@ Sections and keys (anything else is a one-line error naming the key):
               ``v_decay``, ``vth_mant``. ``bias`` (bool, all dense/conv layers). The last layer's
               neurons are the classes.
 ``[neuron]``  ``i_decay``, ``v_decay`` (netx units 0..4096), ``vth_mant`` (optional: init chooses it).
-``[init]``    ``method`` (see :mod:`snnhw.init` when present), ``target_rate`` (spikes/neuron/step),
-              ``calib_samples``.
+``[init]``    ``method`` (see :mod:`snnhw.init`), ``target_rate`` (spikes/neuron/step, measured on the
+              steps that carry input), ``calib_samples``, ``identity`` (hardware methods only: share of
+              a square hidden layer's input variance on one-to-one weights, see :func:`snnhw.init.init_spec`).
 ``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam"),
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (arctan, fast_sigmoid, lavadl,
               triangle), ``seed``, ``logit_scale`` (cross-entropy on ``logit_scale * spike counts``),
-              ``rate_reg`` (weight of a penalty keeping hidden rates >= ``min_rate``), ``min_rate``.
+              ``rate_reg`` (weight of a penalty keeping hidden rates >= ``min_rate``), ``min_rate``,
+              ``readout_lr`` (multiplier of ``lr`` for the output layer, 1.0).
 """
 from __future__ import annotations
 
@@ -41,10 +43,10 @@ DEFAULTS: Dict[str, Dict] = {
              "eval_samples": 0, "levels": 16, "lo": 0.0, "hi": 1.0, "duration_s": 0.0, "max_samples": 0},
     "model": {"layers": [], "bias": False},
     "neuron": {"i_decay": 1024, "v_decay": 128, "vth_mant": 0},
-    "init": {"method": "hardware", "target_rate": 0.1, "calib_samples": 256},
+    "init": {"method": "hardware", "target_rate": 0.1, "calib_samples": 256, "identity": 0.0},
     "train": {"epochs": 10, "batch_size": 64, "lr": 0.003, "weight_decay": 0.0, "optimizer": "adam",
               "schedule": "cosine", "surrogate": "arctan", "seed": 0, "logit_scale": 1.0, "rate_reg": 0.0,
-              "min_rate": 0.01},
+              "min_rate": 0.01, "readout_lr": 1.0},
 }
 LAYER_KEYS = {
     "dense": {"kind", "name", "out", "recurrent", "i_decay", "v_decay", "vth_mant"},
@@ -131,6 +133,10 @@ def parse_recipe(d: Dict, where: str = "recipe") -> Dict:
         raise RecipeError(f"{where}: data.steps must be >= 1")
     if out["train"]["epochs"] < 0 or out["train"]["batch_size"] < 1:
         raise RecipeError(f"{where}: train.epochs must be >= 0 and train.batch_size >= 1")
+    if not out["train"]["readout_lr"] > 0:
+        raise RecipeError(f"{where}: train.readout_lr must be > 0, got {out['train']['readout_lr']}")
+    if not 0.0 <= out["init"]["identity"] < 1.0:
+        raise RecipeError(f"{where}: init.identity must lie in [0, 1), got {out['init']['identity']}")
     if out["train"]["optimizer"] != "adam":
         raise RecipeError(f"{where}: train.optimizer '{out['train']['optimizer']}' is not supported (adam)")
     if out["train"]["schedule"] not in ("cosine", "constant"):
