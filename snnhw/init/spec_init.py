@@ -19,6 +19,14 @@ are stated in *float units*; they are mapped with lava-dl's convention ``w_scale
   (:func:`snnhw.core.network.synapse` + :func:`snnhw.core.neuron.cuba_lif`): layer by layer, in order,
   the threshold mantissa is bisected (integers) so the layer's measured rate on the calibration batch
   is closest to ``target_rate`` — equivalent to rescaling the layer's weights.
+* ``identity`` option (hardware methods; ``lam`` in [0, 1), default 0): each square feed-forward Dense
+  layer after the first draws its random weights with variance ``(1 - lam) sigma^2`` and gets a
+  one-to-one weight ``sigma * sqrt(lam * n)`` on the diagonal (neuron i listens strongly to neuron i
+  of the layer before), so the input-current variance is unchanged. Why: random thresholded layers
+  keep *activity* but scramble *information* — on digits_deep_mlp (10 x 600, T = 3) a linear probe on
+  spike counts falls from 94 % at fc1 to 20 % at fc10 with ``lam = 0`` and stays at 89 % with
+  ``lam = 0.8``. The diagonal must fit the 8-bit mantissa (254), so the layer's mantissa std becomes
+  ``min(sigma_mant, 254 / sqrt(lam n))`` (11.6 for n = 600, lam = 0.8).
 * Recurrent Dense (``weight_rec``): the variance budget is split, ``alpha`` (default 0.9) to the
   feed-forward and ``1 - alpha`` to the recurrent afferents (stork's split) for micheli, fdi and
   hardware; baselines apply their own formula with fan-in ``n_out`` (bellec: autapses zeroed).
@@ -30,6 +38,8 @@ are stated in *float units*; they are mapped with lava-dl's convention ``w_scale
 Measurement and calibration factor out Lava's one-step Dense delay: each layer is run on the T steps
 in which its input arrives (exact, since a layer that has received nothing stays at zero state), so a
 10-layer net with T = 3 is calibrated on real activity rather than on the silent pipeline fill.
+Trailing steps of ``calib_input`` in which no sample has any input (a recipe's ``pad_steps``) are
+dropped before anything is measured: ``target_rate`` is the rate on the steps that carry input.
 """
 from __future__ import annotations
 
@@ -278,7 +288,8 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
     analytic), ``dt`` (s, for fdi analytic; default spec.metadata['dt'] or 1e-3), ``nu`` (Hz, fdi),
     ``mu_u``/``xi`` (fdi), ``sigma_mant`` (hardware, 32), ``steps`` (hardware design and predicted
     rates for the mean over the first T steps from rest; default: calib_input's T, else stationary),
-    ``measure`` (run the forward to report measured rates, default True).
+    ``measure`` (run the forward to report measured rates, default True), ``identity`` (hardware
+    methods: share of a square hidden Dense layer's input variance on one-to-one weights, 0).
     """
     method = check_method(method)
     if not isinstance(spec, NetworkSpec):
