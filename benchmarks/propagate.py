@@ -13,7 +13,6 @@ the cost of its linear algebra; a second column adds the cost of drawing the fre
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

@@ -1,7 +1,5 @@
 """Datasets and encoders: loaders read small files written here in the real formats; encoders are
 deterministic; missing data is a one-line message saying what to download and where."""
-import gzip
-import os
 import struct
 
 import h5py

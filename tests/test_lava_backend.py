@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from snnhw import loihi
 from snnhw.backends import lava as lb

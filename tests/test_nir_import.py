@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from snnhw.cli import main
 from snnhw.core.network import simulate

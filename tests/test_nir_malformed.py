@@ -15,7 +15,6 @@ import h5py
 import nir
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,9 +1,6 @@
 """Recipes: every shipped recipe parses and plans; bad input is one line, exit 2, and leaves no directory."""
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
 from snnhw.cli import main

@@ -215,7 +215,7 @@ def test_ddp_two_processes_equal_one(tmp_path):
 
 
 def test_float_target_run(tmp_path):
-    r = run(RunOptions(recipe=_recipe(tmp_path, epochs=1), target="float", out=str(tmp_path / "f"), progress=False),
+    run(RunOptions(recipe=_recipe(tmp_path, epochs=1), target="float", out=str(tmp_path / "f"), progress=False),
             log=lambda m: None)
     out = tmp_path / "f"
     rep = json.loads((out / "report.json").read_text())
@@ -267,7 +267,7 @@ def test_deep_mlp_trains_with_hardware_init(tmp_path):
     """Acceptance: digits_deep_mlp (10 x 600, T = 3) trains from the hardware-aware init (calibrated
     thresholds, identity 0.8, readout_lr 5) and the report shows every layer active, quantized
     accuracy equal on Lava. Measured on the full recipe: quantized 88.9 %, Lava 89.0 % (200 samples)."""
-    r = run(RunOptions(recipe="digits_deep_mlp", out=str(tmp_path / "deep"), verify_samples=50,
+    run(RunOptions(recipe="digits_deep_mlp", out=str(tmp_path / "deep"), verify_samples=50,
                        progress=False), log=lambda m: None)
     rep = json.loads((tmp_path / "deep" / "report.json").read_text())
     assert rep["init"]["method"] == "hardware-calibrated" and rep["init"]["options"]["identity"] == 0.8

@@ -63,7 +63,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from snnhw import loihi
-from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, SumPool
+from snnhw.spec import Conv, Dense, Flatten, NetworkSpec
 
 #: Upper bound on the stored weights (K copies) of one synapse when choosing the default batch.
 MAX_BLOCK_ENTRIES = 24_000_000

@@ -37,8 +37,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
 
     try:
         from snnhw.nir_import import import_nir

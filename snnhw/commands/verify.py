@@ -1,7 +1,6 @@
 """``snnhw verify RUN_DIR``: re-run a run directory's verification (snnhw core vs Lava)."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np

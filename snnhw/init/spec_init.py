@@ -372,7 +372,6 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
             continue
         alpha_f, beta_f = _neuron_factors(layer)
         reset = layer.neuron.reset
-        k1, k2 = kernels.sum_k(alpha_f, beta_f), kernels.sum_k2(alpha_f, beta_f)
         fan_in = _fan_in(layer)
         rate_design = input_rate if first else (target if hw else p_pred)
         is_first, first = first, False

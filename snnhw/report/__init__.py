@@ -79,7 +79,7 @@ def render_markdown(r: Dict) -> str:
               f"- init: {r['init'].get('method')} ({r['init'].get('implementation', '')})",
               f"- epochs: {r['training']['epochs']}, final training loss "
               f"{_num(r['training']['history'][-1]['loss'] if r['training']['history'] else None)}",
-              f"- times: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["times"].items() if isinstance(v, (int, float))),
+              "- times: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["times"].items() if isinstance(v, (int, float))),
               f"- files: {', '.join(r['files'])}"]
     for note in r.get("notes", []):
         lines.append(f"- note: {note}")

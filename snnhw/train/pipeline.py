@@ -16,7 +16,6 @@ sent at time step t), ``labels.npy`` (int64 [samples]), ``torch_output_spikes.np
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import time
@@ -35,7 +34,7 @@ from snnhw.report import plots as plotting
 from snnhw.targets import load_target
 from snnhw.train import build
 from snnhw.train.checkpoint import atomic_write_bytes, atomic_write_text
-from snnhw.train.loop import dist_info, evaluate, predict, train
+from snnhw.train.loop import dist_info, evaluate, train
 from snnhw.train.recipe import load_recipe
 from snnhw.train.verify import verify
 
