@@ -153,6 +153,28 @@ def test_conv_pool_flatten_dense_match_core(seed):
     assert all(s.sum() > 0 for s in res.layer_spikes)
 
 
+@needs_lava
+def test_conv_batches_stay_under_lavas_int8_groups():
+    """Lava's Conv keeps ``groups`` in an int8. digits_cnn's geometry (conv 8@8x8 -> pool 2x2 -> dense
+    10) packed 16 copies gives the pool 128 groups, which wrapped to -128 and silenced it (39,000 wrong
+    spikes on 32 samples); the default batch now stays at <= 127 groups and every sample equals the core."""
+    rng = np.random.default_rng(7)
+    conv = Conv("c", 2 * rng.integers(-40, 40, (8, 1, 3, 3)), (1, 8, 8), Neuron(1024, 256, 60), padding=(1, 1))
+    pool = SumPool("p", conv.out_shape, kernel=(2, 2), weight=64, neuron=Neuron(4096, 4096, 60))
+    spec = NetworkSpec((1, 8, 8), [conv, pool, Flatten("f", pool.out_shape),
+                                   Dense("d", _w(rng, 10, 128), Neuron(1024, 256, 40))]).validate()
+    assert lb._default_batch(spec, 1000) == 127 // 8
+    x = (rng.random((40, 16, 64)) < 0.3).astype(np.int64)
+    res = lb.run_lava(spec, x)
+    sim = simulate(spec, x)
+    for a, b in zip(res.layer_spikes, sim.layer_spikes):
+        assert np.array_equal(a, b.numpy())
+    assert all(s.sum() > 0 for s in res.layer_spikes)
+    with pytest.raises(ValueError, match="more than 127 groups") as e:
+        lb.run_lava(spec, x, batch=16)
+    assert "\n" not in str(e.value)
+
+
 # ---- errors ---------------------------------------------------------------------------------------
 @needs_lava
 def test_conv_with_weight_exp_is_refused_in_one_line():

@@ -24,7 +24,8 @@ and LSB truncation are elementwise. With K > 1 the block-diagonal matrices trave
 process, whose fixed-point model is Dense's line for line (same clip, truncation, sign-mode rule, exponent
 on the sum and one-step delay) but costs ~nonzeros instead of K**2 per step; with K = 1 Lava's ``Dense``
 is used, as netx does. ``batch`` sets K; by default K is the largest value that keeps every synapse under
-:data:`MAX_BLOCK_ENTRIES` stored weights (at most :data:`MAX_BATCH`). ``tests/test_lava_differential.py`` checks
+:data:`MAX_BLOCK_ENTRIES` stored weights and every Lava Conv at most :data:`MAX_CONV_GROUPS` groups
+(Lava keeps ``groups`` in an int8; at most :data:`MAX_BATCH`). ``tests/test_lava_differential.py`` checks
 packed against unpacked Lava runs.
 
 Convolution and pooling
@@ -69,6 +70,11 @@ from snnhw.spec import Conv, Dense, Flatten, NetworkSpec
 MAX_BLOCK_ENTRIES = 24_000_000
 #: Upper bound on the samples per Lava run when choosing the default batch.
 MAX_BATCH = 256
+#: Most convolution groups one Lava Conv may have. Lava 0.10's ``PyConvModel`` stores ``groups`` as an
+#: int8 (``LavaPyType(np.ndarray, np.int8, precision=8)``): 128 groups wrap to -128 and the model
+#: silently outputs nothing or crashes its process (then ``stop()`` never returns). K copies of a Conv
+#: use K groups and of a SumPool K * C groups, so the batch is capped to keep every layer <= 127.
+MAX_CONV_GROUPS = 127
 #: ``num_message_bits`` given to a Dense that receives graded payloads (Lava only checks ``> 0``).
 GRADED_MESSAGE_BITS = 24
 
@@ -435,6 +441,14 @@ def _check_conv_exact(layer) -> None:
                          f"Conv wraps to 24 bits and the core does not")
 
 
+def _conv_batch_cap(spec: NetworkSpec) -> Optional[int]:
+    """Largest K with every Lava Conv at <= MAX_CONV_GROUPS groups (None without conv layers): K copies
+    of a Conv take K groups, of a SumPool (depthwise) K * C groups."""
+    per_copy = [1 if isinstance(layer, Conv) else int(layer.input_shape[0])
+                for layer in spec.neuron_layers() if not isinstance(layer, Dense)]
+    return max(1, MAX_CONV_GROUPS // max(per_copy)) if per_copy else None
+
+
 def _default_batch(spec: NetworkSpec, n_samples: int) -> int:
     biggest = 1
     for layer in spec.neuron_layers():
@@ -443,7 +457,8 @@ def _default_batch(spec: NetworkSpec, n_samples: int) -> int:
             if layer.weight_rec is not None:
                 biggest = max(biggest, layer.n_out * layer.n_out)
     k = MAX_BLOCK_ENTRIES // biggest  # K copies hold K * biggest nonzeros (Sparse process)
-    return max(1, min(n_samples, MAX_BATCH, k))
+    cap = _conv_batch_cap(spec)
+    return max(1, min(n_samples, MAX_BATCH, k, cap if cap is not None else k))
 
 
 def _lava_shape(shape: Tuple[int, ...], k: int) -> Tuple[int, ...]:
@@ -569,6 +584,10 @@ def run_lava(spec: NetworkSpec, x, *, record: bool = False, batch: Optional[int]
     hw = loihi2_hardware_available() if hardware is None else bool(hardware)
     if hw and not loihi2_hardware_available():
         raise ValueError("Loihi 2 hardware requested but lava-loihi is not installed")
+    cap = _conv_batch_cap(spec)
+    if batch is not None and cap is not None and int(batch) > cap:
+        raise ValueError(f"batch {batch} gives a Lava Conv more than {MAX_CONV_GROUPS} groups (Lava stores groups "
+                         f"as int8); use batch <= {cap}")
     k_max = int(batch) if batch is not None else _default_batch(spec, max(n, 1))
     n_layers = len(spec.neuron_layers())
     spikes = [[] for _ in range(n_layers)]
