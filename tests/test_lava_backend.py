@@ -155,7 +155,7 @@ def test_conv_pool_flatten_dense_match_core(seed):
 
 @needs_lava
 def test_conv_batches_stay_under_lavas_int8_groups():
-    """Lava's Conv keeps ``groups`` in an int8. a small digits CNN (conv 8@8x8 -> pool 2x2 -> dense
+    """Lava's Conv keeps ``groups`` in an int8. A small digits CNN (conv 8@8x8 -> pool 2x2 -> dense
     10) packed 16 copies gives the pool 128 groups, which wrapped to -128 and silenced it (39,000 wrong
     spikes on 32 samples); the default batch now stays at <= 127 groups and every sample equals the core."""
     rng = np.random.default_rng(7)
