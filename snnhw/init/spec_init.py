@@ -54,7 +54,7 @@ from snnhw import loihi
 from snnhw.core.network import layer_bias, synapse
 from snnhw.core.neuron import CubaParams, cuba_lif
 from snnhw.init import kernels, quant
-from snnhw.init.tensor import DEFAULT_TARGET_RATE, check_method, moments
+from snnhw.init.tensor import DEFAULT_TARGET_RATE, HARDWARE_METHODS, check_method, moments
 from snnhw.spec import Conv, Dense, NetworkSpec, SumPool
 
 W_SCALE = 64.0  # lava-dl's w_scale: float units * 64 = weight units
@@ -207,9 +207,6 @@ def _calibrate_threshold(layer, a: torch.Tensor, exact: bool, target: float):
     return best, run_layer(layer, a, exact, best)
 
 
-IDENTITY_MANT = 254  # largest even weight mantissa: the one-to-one weight of the identity option
-
-
 def _takes_identity(layer, is_first: bool) -> bool:
     """The ``identity`` option applies to square feed-forward Dense layers after the first."""
     return (isinstance(layer, Dense) and not is_first and layer.weight_rec is None
@@ -243,7 +240,7 @@ def plan_weights(method: str, fan_in: int, fan_out: int, alpha_f: float, beta_f:
     Hardware: design ratio sigma_w/theta from the population model (Bernoulli(``rate_in``) afferents,
     or a target-rate layer when ``deep``; ``m2_in`` overrides the afferent rates' second moment), then on
     a quantized target the exponent/threshold co-choice and the pre-rounding std for the grid."""
-    hw = method in ("hardware", "hardware-calibrated")
+    hw = method in HARDWARE_METHODS
     sigma_mant = float(options.get("sigma_mant", quant.SIGMA_MANT))
     steps = options.get("steps")
     if hw:
@@ -311,7 +308,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
     identity = float(options.get("identity", 0.0))
     if not 0.0 <= identity < 1.0:
         raise ValueError(f"identity (one-to-one share of the input variance) must lie in [0, 1), got {identity}")
-    if identity > 0 and method not in ("hardware", "hardware-calibrated"):
+    if identity > 0 and method not in HARDWARE_METHODS:
         raise ValueError(f"the identity option belongs to the hardware methods, not to '{method}'")
     dt = float(options.get("dt", spec.metadata.get("dt", 1e-3) if isinstance(spec.metadata, dict) else 1e-3))
     rng = np.random.default_rng(int(seed))
@@ -358,7 +355,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
                         input_rate=input_rate, calibrated=method == "hardware-calibrated",
                         calib_shape=list(x.shape) if x is not None else None,
                         options={k: v for k, v in options.items() if k != "sg"})
-    hw = method in ("hardware", "hardware-calibrated")
+    hw = method in HARDWARE_METHODS
     exact = bool(spec.quantized)
     p_pred, m2_pred = input_rate, input_rate ** 2  # predicted presynaptic rate and its 2nd moment (chain)
     s = None
@@ -397,7 +394,7 @@ def init_spec(spec: NetworkSpec, method: str, *, seed: int = 0, calib_input=None
             lam = identity if _takes_identity(layer, is_first) else 0.0
             opts_l = dict(options, steps=design_steps)
             if lam > 0 and exact:  # the one-to-one weight sigma*sqrt(lam*n) must fit the 8-bit mantissa
-                opts_l["sigma_mant"] = min(sigma_mant, IDENTITY_MANT / math.sqrt(lam * fan_in))
+                opts_l["sigma_mant"] = min(sigma_mant, quant.MANT_HI / math.sqrt(lam * fan_in))
             plan = plan_weights(method, fan_in, _fan_out(layer), alpha_f, beta_f, reset,
                                 layer.neuron.vth_mant, exact, target=target,
                                 rate_in=(min(max(p_pred, 1e-3), 1.0) if (hw and prev_pool) else rate_design),

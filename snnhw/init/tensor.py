@@ -18,6 +18,8 @@ from snnhw.init import formulas, kernels
 METHODS = ("pytorch", "kaiming", "glorot", "bellec", "zenke", "ikun", "micheli", "fdi", "hardware",
            "hardware-calibrated")
 
+HARDWARE_METHODS = ("hardware", "hardware-calibrated")  # the methods that know the chip (exponent, threshold)
+
 DEFAULT_TARGET_RATE = 0.15  # spikes per neuron per step the hardware init designs for
 
 

@@ -17,6 +17,7 @@ from snnhw.core.layers import (FlattenLayer, SpikingConv, SpikingDense, SpikingN
                                SpikingSumPool)
 from snnhw.core.surrogate import Surrogate
 from snnhw.init import init_spec
+from snnhw.init.tensor import HARDWARE_METHODS
 from snnhw.spec import Neuron
 from snnhw.targets import LayerCost, Target
 
@@ -109,7 +110,7 @@ def initialize(model: SpikingNet, recipe: Dict, calib: torch.Tensor, seed: int, 
     target_rate = float(recipe["init"]["target_rate"])
     spec = model.to_spec()
     # identity belongs to the hardware-aware init; baselines (kaiming, ...) run as their papers state them
-    hw = method in ("hardware", "hardware-calibrated")
+    hw = method in HARDWARE_METHODS
     opts = {"identity": float(recipe["init"]["identity"])} if (hw and recipe["init"]["identity"]) else {}
     new_spec, rep = init_spec(spec, method, seed=int(seed), calib_input=calib.numpy(), target_rate=target_rate,
                               **opts)
