@@ -1,8 +1,10 @@
 """``snnhw`` command line. Each sub-command lives in its own module under :mod:`snnhw.commands`.
 
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors a user can cause (bad files, out-of-range parameters, missing data) end as one line on stderr
-and a non-zero exit code, never a traceback; set ``SNNHW_DEBUG=1`` to see the traceback.
+Errors a user can cause (:class:`snnhw.errors.SnnhwError`: bad files, out-of-range parameters, missing
+data or packages) end as one line on stderr and exit code 2. Anything else is a bug in snnhw: it is
+reported as an internal error with its traceback and exit code 1. ``SNNHW_DEBUG=1`` shows the
+traceback of user errors too.
 """
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ import os
 import pkgutil
 import sys
 
+import snnhw
 import snnhw.commands
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed as one line."""
+from snnhw.errors import SnnhwError
 
 
 def _commands():
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    msg = str(e).strip()
+    return msg.splitlines()[0] if msg else type(e).__name__
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,15 +58,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("snnhw: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError, OSError, KeyError) as e:
+    except SnnhwError as e:
         if os.environ.get("SNNHW_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"snnhw: error: {msg}", file=sys.stderr)
+        print(f"snnhw: error: {one_line(e)}", file=sys.stderr)
         return 2
+    except Exception:  # a bug in snnhw: say so, then let Python print the trace and exit 1
+        print("snnhw: internal error — please report it with the traceback below", file=sys.stderr)
+        raise
 
-
-import snnhw  # noqa: E402  (for __version__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,6 +47,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from snnhw.errors import InputError
+
 # ------------------------------------------------------------------------------------------------
 # Bit widths and constants (lava/proc/lif/models.py l.94-108)
 # ------------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ RANGES = {
 }
 
 
-class RangeError(ValueError):
+class RangeError(InputError):
     """A parameter lies outside the chip's legal range. The message is one line."""
 
 
@@ -301,6 +303,92 @@ def netx_optimize_weight_bits(weight: np.ndarray) -> Tuple[np.ndarray, int, int,
     if scale_bits < 0:
         raise RangeError(f"weights in [{wmin}, {wmax}] exceed the 8-bit range netx can encode")
     return w << scale_bits, int(8 - scale_bits - n), int(-scale_bits), mode
+
+
+# ------------------------------------------------------------------------------------------------
+# The weight grid: which mantissas are legal, and the one rounding rule onto them
+# ------------------------------------------------------------------------------------------------
+WEIGHT_MANT_MIN, WEIGHT_MANT_MAX = RANGES["weight"]  # -256, 255: what Lava's mixed Dense clips to
+MIXED_STEP = 2  # at 8 bits a mixed-sign Dense clears the LSB: mixed mantissas are even
+#: Largest |mantissa| of a symmetric, even (mixed-sign) weight grid. -256 is left out: an all-negative
+#: matrix holding it is altered by Lava's inhibitory sign mode (clip to -255) and by netx's re-encoding
+#: (which clips mixed matrices to [-256, 254]); +-254 survives both unchanged.
+MIXED_MANT_MAX = WEIGHT_MANT_MAX - 1  # 254
+ONE_SIGN_MANT_MAX = WEIGHT_MANT_MAX  # 255: one-signed matrices keep all 8 bits ([0, 255] / [-255, 0])
+
+
+def weight_grid(weight_exp: int) -> Tuple[int, int]:
+    """(step, limit) of the trainable mantissa grid for a layer with ``weight_exp`` (<= 0).
+
+    Mantissas are multiples of ``step = max(2, 2**-weight_exp)`` in ``[-limit, limit]``: even (Lava's
+    mixed-sign Dense clears the LSB) and, for a negative exponent, multiples of ``2**-weight_exp`` so
+    that ``weight * 2**weight_exp`` is an integer — a netx file stores exactly these integers (it has
+    no exponent), and ``floor(sum * 2**weight_exp)`` then loses nothing. ``limit`` is the largest such
+    multiple <= :data:`MIXED_MANT_MAX`.
+    """
+    step = max(MIXED_STEP, 1 << max(0, -int(weight_exp)))
+    return step, (MIXED_MANT_MAX // step) * step
+
+
+def round_to_grid(w, mixed: bool = True) -> np.ndarray:
+    """Round float mantissas to legal Lava Dense mantissas (int64): the nearest even integer in
+    [-256, 254] for a mixed-sign input, the nearest integer in [0, 255] / [-255, 0] when every value
+    shares a sign (or ``mixed=False``). The result passes :func:`dense_effective_weights` unchanged."""
+    w = np.asarray(w, dtype=np.float64)
+    if w.size == 0:
+        return w.astype(np.int64)
+    if mixed and (w.min() < 0 < w.max()):
+        q = np.clip(MIXED_STEP * np.round(w / MIXED_STEP), WEIGHT_MANT_MIN, MIXED_MANT_MAX)
+    elif w.min() >= 0:
+        q = np.clip(np.round(w), 0, ONE_SIGN_MANT_MAX)
+    else:
+        q = np.clip(np.round(w), -ONE_SIGN_MANT_MAX, 0)
+    q = q.astype(np.int64)
+    # a matrix that rounds to mixed sign from a single-sign draw must still be even
+    if q.min() < 0 < q.max() and np.any(q % MIXED_STEP):
+        q = (q // MIXED_STEP) * MIXED_STEP
+    eff, _ = dense_effective_weights(q)
+    return eff.astype(np.int64)
+
+
+def round_to_grid_torch_(w: torch.Tensor) -> torch.Tensor:
+    """In-place torch twin of :func:`round_to_grid` for a zero-mean (mixed-sign) float draw: nearest
+    even integer clipped to [-256, 254], returned as float holding exact integers."""
+    return torch.round(w.div_(MIXED_STEP)).mul_(MIXED_STEP).clamp_(WEIGHT_MANT_MIN, MIXED_MANT_MAX)
+
+
+# ------------------------------------------------------------------------------------------------
+# Other storage rules: Lava's int16 bias Var, Lava's 24-bit Conv accumulator
+# ------------------------------------------------------------------------------------------------
+BIAS_INT16 = (-(1 << 15), (1 << 15) - 1)  # Lava's LIF stores bias_mant as int16
+CONV_SUM_LIMIT = MAX_UV  # Lava's Conv wraps its sum at 24 bits: |sum| must stay below 2**23
+
+
+def wrap_bias_int16(raw) -> np.ndarray:
+    """int -> int32 (netx's ``astype(np.int32)``) -> int16 (Lava's ``bias_mant`` Var): C-casts that wrap.
+    Returns int64."""
+    return np.asarray(raw).astype(np.int64).astype(np.int32).astype(np.int16).astype(np.int64)
+
+
+def conv_sum_bound(weight) -> int:
+    """Largest |sum| a Conv with integer ``weight`` [out, in, kh, kw] can reach on 0/1 inputs (the sum
+    of absolute weights of one output channel). Lava's Conv is exact only below :data:`CONV_SUM_LIMIT`."""
+    w = np.abs(np.asarray(weight, dtype=np.int64))
+    return int(w.reshape(w.shape[0], -1).sum(1).max()) if w.size else 0
+
+
+def float_exact_bound_dtype(bound: float) -> Optional[torch.dtype]:
+    """The float dtype whose matmul/conv is exact for integer results up to ``bound`` in magnitude:
+    float32 below 2**24, float64 below 2**53, else None (use integers)."""
+    if bound < FLOAT32_EXACT:
+        return torch.float32
+    if bound < FLOAT64_EXACT:
+        return torch.float64
+    return None
+
+
+FLOAT32_EXACT = float(1 << 24)  # float32 holds every integer below this exactly
+FLOAT64_EXACT = float(1 << 53)
 
 
 def exact_matmul(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

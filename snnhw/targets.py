@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+from snnhw.errors import InputError
 
 try:
     import tomllib  # type: ignore[attr-defined]
@@ -22,7 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hardware_configs"
 
 
-class TargetMisfit(ValueError):
+class TargetMisfit(InputError):
     """The network does not fit the target's budget (one-line message with the numbers)."""
 
 

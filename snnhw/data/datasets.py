@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
+from snnhw.errors import MissingFileError
 
 DATASETS = ("digits", "mnist1d", "mnist", "fmnist", "nmnist", "shd")
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(MissingFileError):
     """The dataset's files are not on disk. The message says what to download and where."""
 
 

@@ -75,6 +75,7 @@ from typing import List, Optional, Tuple
 import h5py
 import numpy as np
 
+from snnhw.errors import FileFormatError
 from snnhw import loihi
 from snnhw.spec import Conv, Dense, Flatten, Neuron, NetworkSpec, SumPool
 
@@ -98,7 +99,7 @@ _UNSUPPORTED = {
 }
 
 
-class NetxFormatError(ValueError):
+class NetxFormatError(FileFormatError):
     """A netx file that cannot be read or written exactly; the message is one line."""
 
 

@@ -57,6 +57,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from snnhw.errors import FileFormatError
 from snnhw import loihi
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
@@ -70,7 +71,7 @@ NEURONS = ("CubaLIF", "LIF", "IF")
 P = "snnhw."
 
 
-class NIRFormatError(ValueError):
+class NIRFormatError(FileFormatError):
     """A NIR file or graph snnhw cannot read or map; the message is one line."""
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Dict, List
+from snnhw.errors import InputError
 
 try:
     import tomllib  # type: ignore[attr-defined]
@@ -56,7 +57,7 @@ LAYER_KEYS = {
 }
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe is malformed; the message is one line naming the file and key."""
 
 
