@@ -13,7 +13,6 @@ the measurement behind ``init.identity`` in ``models/digits_deep_mlp.toml`` (doc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -23,20 +22,22 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from snnhw.io.atomic import write_json  # noqa: E402
 from snnhw.train import build  # noqa: E402
-from snnhw.train.loop import encode_split  # noqa: E402
+from snnhw.train.evaluate import encode_split  # noqa: E402
 from snnhw.train.pipeline import RunOptions, prepare  # noqa: E402
 
 
 def probe(identity: float, init: str, n_train: int = 1000) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    recipe, target, data, enc, shape, _, _ = prepare(RunOptions(recipe="digits_deep_mlp", init=init))
-    recipe["init"]["identity"] = identity
-    seed = int(recipe["train"]["seed"])
+    s = prepare(RunOptions(recipe="digits_deep_mlp", init=init))
+    recipe, target, data, enc, shape = s.recipe, s.target, s.data, s.encoder, s.input_shape
+    recipe = recipe.with_overrides({"init.identity": identity})
+    seed = int(recipe.train.seed)
     torch.manual_seed(seed)
     model = build.build_model(recipe, target, shape, data.n_classes)
-    n_cal = int(recipe["init"]["calib_samples"])
+    n_cal = int(recipe.init.calib_samples)
     build.initialize(model, recipe, enc(data.x_train[:n_cal], index=np.arange(n_cal)), seed)
     n_train = min(n_train, len(data.y_train))
     x = encode_split(enc, data.x_train, np.arange(n_train))
@@ -70,10 +71,7 @@ def main() -> None:
         print(f"{r['identity']:>8} " + " ".join(f"{x['probe_test_accuracy']:6.3f} ({x['rate']:.3f})"
                                                 for x in r["layers"]))
     if a.out:
-        tmp = a.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
-        os.replace(tmp, a.out)
+        write_json(a.out, results, indent=1)
 
 
 if __name__ == "__main__":

@@ -157,8 +157,11 @@ def effective_bias(bias_mant, bias_exp) -> torch.Tensor:
     return i32(shift_floor(m, e))
 
 
-def effective_threshold(vth_mant: int) -> int:
-    """``vth << 6``; a neuron spikes when ``v > effective_threshold`` (strict)."""
+def effective_threshold(vth_mant):
+    """``vth << 6``; a neuron spikes when ``v > effective_threshold`` (strict). An int for an int, an int64
+    tensor for a tensor (e.g. one threshold per replica)."""
+    if isinstance(vth_mant, torch.Tensor):
+        return vth_mant.to(torch.int64) << VTH_SHIFT
     return int(vth_mant) << VTH_SHIFT
 
 
@@ -197,24 +200,6 @@ def lif_fire(v: torch.Tensor, vth: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     m = (vth - v) >> 63
     return m != 0, v & ~m
-
-
-def lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, i_factor: int, v_factor: int,
-             bias: torch.Tensor, vth: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of Lava's fixed-point LIF (``PyLifModelBitAcc.run_spk``), all int64 tensors.
-
-    Args:
-        a: synaptic input received this step (int32 range), shape [..., N].
-        u, v: state after the previous step.
-        i_factor, v_factor: ``4096 - i_decay`` and ``4096 - v_decay``.
-        bias: effective bias ``B`` (already shifted), broadcastable to [..., N].
-        vth: effective threshold ``vth_mant << 6``.
-    Returns:
-        (spikes as bool, u, v after the hard reset of v).
-    """
-    u, v = lif_integrate(a, u, v, i_factor, v_factor, bias)
-    s, v = lif_fire(v, vth)
-    return s, u, v
 
 
 def sum_ports(*a: torch.Tensor) -> torch.Tensor:
@@ -394,17 +379,25 @@ FLOAT64_EXACT = float(1 << 53)
 def exact_matmul(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Integer ``s @ w.T`` (int64 result), through float BLAS where that is provably exact.
 
-    float32 holds integers exactly below 2**24, float64 below 2**53; the bound used is
-    ``max|s| * max|w| * N_in``. Beyond both, an int64 matmul is used.
+    The bound is ``max|s| * max|w| * N_in``; :func:`float_exact_bound_dtype` picks float32 or float64
+    for it, and beyond both an int64 matmul is used.
     """
     if s.numel() == 0 or w.numel() == 0:
-        return torch.zeros(*s.shape[:-1], w.shape[0], dtype=torch.int64)
-    bound = float(s.abs().max()) * float(w.abs().max()) * s.shape[-1]
-    if bound < 2 ** 24:
-        return torch.matmul(s.to(torch.float32), w.t().to(torch.float32)).round().to(torch.int64)
-    if bound < 2 ** 53:
-        return torch.matmul(s.to(torch.float64), w.t().to(torch.float64)).round().to(torch.int64)
-    return torch.matmul(s.to(torch.int64), w.t().to(torch.int64))
+        return torch.zeros(*s.shape[:-1], w.shape[0], dtype=torch.int64, device=s.device)
+    dtype = float_exact_bound_dtype(float(s.abs().max()) * float(w.abs().max()) * s.shape[-1])
+    if dtype is None:
+        return torch.matmul(s.to(torch.int64), w.t().to(torch.int64))
+    return torch.matmul(s.to(dtype), w.t().to(dtype)).round().to(torch.int64)
+
+
+def scale_sum(acc: torch.Tensor, weight_exp, graded: bool = False) -> torch.Tensor:
+    """``int32(floor(acc * 2**weight_exp))``: the exponent acts on the accumulated integer sum ``acc``
+    (int64) with floor rounding, and the result is C-cast to int32 as Lava's channel does when a synapse
+    sends it. ``graded=True``: the sum itself wraps to int32 first (Lava's graded Dense sums on int32
+    arrays, dense/models.py l.99)."""
+    if graded:
+        acc = i32(acc)
+    return i32(shift_floor(acc, weight_exp))
 
 
 def dense_accumulate(s: torch.Tensor, w_eff: torch.Tensor, weight_exp: int,
@@ -419,10 +412,7 @@ def dense_accumulate(s: torch.Tensor, w_eff: torch.Tensor, weight_exp: int,
     arrays, so the sum itself wraps to int32 **before** the exponent is applied (dense/models.py l.99;
     the binary path sums in int64). This only matters for a negative ``weight_exp`` and |sum| >= 2**31.
     """
-    acc = exact_matmul(s, w_eff)
-    if graded:
-        acc = i32(acc)
-    return i32(shift_floor(acc, weight_exp))
+    return scale_sum(exact_matmul(s, w_eff), weight_exp, graded)
 
 
 def delay_one_step(a: torch.Tensor, dim: int = -2) -> torch.Tensor:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from snnhw import loihi
+from snnhw.errors import FileFormatError, InputError
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Neuron:
     i_decay: float = 4096
     v_decay: float = 0
     vth_mant: float = 64
-    reset: str = "zero"  # "zero" (Loihi) or "subtract" (float targets only)
+    reset: str = "zero"  # "zero" (Loihi) or "subtract" (float targets only); see snnhw.core.neuron
 
 
 @dataclass
@@ -148,6 +149,20 @@ class Flatten:
 
 
 Layer = Union[Dense, Conv, SumPool, Flatten]
+
+
+def _check_keys(cls, d: Dict, where: str = "") -> None:
+    """FileFormatError unless ``d`` has every required field of dataclass ``cls`` and no other key."""
+    where = where or f"layer {d.get('name')} ({cls.__name__})"
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    missing = sorted(f.name for f in fields(cls) if f.name not in d and f.default is MISSING
+                     and f.default_factory is MISSING)
+    if unknown or missing:
+        what = f"unknown keys {unknown}" if unknown else f"missing keys {missing}"
+        raise FileFormatError(f"network spec {where}: {what}")
+
+
 LAYER_KINDS = {"dense": Dense, "conv": Conv, "pool": SumPool, "flatten": Flatten}
 
 
@@ -180,27 +195,27 @@ class NetworkSpec:
     def validate(self) -> "NetworkSpec":
         """Check shapes, and on a quantized spec every value against the chip's ranges.
 
-        Raises :class:`snnhw.loihi.RangeError` (ranges) or ``ValueError`` (shapes) with a one-line
-        message naming the layer and parameter."""
+        Raises :class:`snnhw.loihi.RangeError` (ranges) or :class:`~snnhw.errors.InputError` (shapes)
+        with a one-line message naming the layer and parameter."""
         shape = tuple(self.input_shape)
         if not self.layers:
-            raise ValueError("network has no layers")
+            raise InputError("network has no layers")
         names = set()
         for layer in self.layers:
             if layer.name in names:
-                raise ValueError(f"duplicate layer name '{layer.name}'")
+                raise InputError(f"duplicate layer name '{layer.name}'")
             names.add(layer.name)
             n_in = int(np.prod(shape))
             if isinstance(layer, Dense):
                 if layer.weight.ndim != 2:
-                    raise ValueError(f"layer {layer.name}: dense weight must be 2-D, got {layer.weight.shape}")
+                    raise InputError(f"layer {layer.name}: dense weight must be 2-D, got {layer.weight.shape}")
                 if layer.n_in != n_in:
-                    raise ValueError(f"layer {layer.name}: expects {layer.n_in} inputs, previous layer gives {n_in}")
+                    raise InputError(f"layer {layer.name}: expects {layer.n_in} inputs, previous layer gives {n_in}")
                 if layer.weight_rec is not None and layer.weight_rec.shape != (layer.n_out, layer.n_out):
-                    raise ValueError(f"layer {layer.name}: weight_rec must be [{layer.n_out}, {layer.n_out}]")
+                    raise InputError(f"layer {layer.name}: weight_rec must be [{layer.n_out}, {layer.n_out}]")
             else:
                 if tuple(layer.input_shape) != shape:
-                    raise ValueError(f"layer {layer.name}: input_shape {tuple(layer.input_shape)} "
+                    raise InputError(f"layer {layer.name}: input_shape {tuple(layer.input_shape)} "
                                      f"does not match previous output {shape}")
             if isinstance(layer, (Dense, Conv, SumPool)):
                 self._validate_values(layer)
@@ -214,10 +229,10 @@ class NetworkSpec:
             arrays.append(("weight_rec", layer.weight_rec))
         for name, arr in arrays:
             if not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
-                raise ValueError(f"{where}: {name} contains NaN or infinity")
+                raise InputError(f"{where}: {name} contains NaN or infinity")
         n = layer.neuron
         if n.reset not in ("zero", "subtract"):
-            raise ValueError(f"{where}: reset must be 'zero' or 'subtract', not '{n.reset}'")
+            raise InputError(f"{where}: reset must be 'zero' or 'subtract', not '{n.reset}'")
         if not self.quantized:
             for name in ("i_decay", "v_decay"):
                 val = getattr(n, name)
@@ -225,7 +240,7 @@ class NetworkSpec:
                     raise loihi.RangeError(f"{where}: {name} = {val} is outside the legal range 0..4096")
             return
         if n.reset != "zero":
-            raise ValueError(f"{where}: Loihi resets v to 0; reset='{n.reset}' needs a float target")
+            raise InputError(f"{where}: Loihi resets v to 0; reset='{n.reset}' needs a float target")
         loihi.check_range("i_decay", n.i_decay, where)
         loihi.check_range("v_decay", n.v_decay, where)
         loihi.check_range("vth_mant", n.vth_mant, where)
@@ -269,16 +284,21 @@ class NetworkSpec:
                 return np.asarray(v["__array__"], dtype=v["dtype"])
             return v
 
+        for key in ("input_shape", "layers"):
+            if key not in d:
+                raise FileFormatError(f"network spec has no '{key}'")
         layers = []
         for ld in d["layers"]:
-            kind = ld["kind"]
+            kind = ld.get("kind")
             if kind not in LAYER_KINDS:
-                raise ValueError(f"unknown layer kind '{kind}'")
+                raise FileFormatError(f"unknown layer kind '{kind}'; one of {', '.join(LAYER_KINDS)}")
+            _check_keys(LAYER_KINDS[kind], ld)
             kw = {k: unconv(v) for k, v in ld.items() if k != "neuron"}
             for k in ("input_shape", "stride", "padding", "kernel"):
                 if k in kw and kw[k] is not None:
                     kw[k] = tuple(kw[k])
             if "neuron" in ld:
+                _check_keys(Neuron, ld["neuron"], where=f"layer {ld.get('name')} neuron")
                 kw["neuron"] = Neuron(**ld["neuron"])
             layers.append(LAYER_KINDS[kind](**kw))
         return cls(input_shape=tuple(d["input_shape"]), layers=layers, quantized=d.get("quantized", True),

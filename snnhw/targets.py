@@ -1,26 +1,33 @@
 """Hardware targets: ``hardware_configs/<name>.toml`` loaded into a :class:`Target`.
 
-A target says whether training is quantized (Loihi integers) or float, the legal ranges of every
-chip parameter (``[ranges]``, which for ``loihi2`` must equal :data:`snnhw.loihi.RANGES`), resource
-budgets (``[budget]``: neurons/synapses per core and chip, cores per chip, chips) and energy per
-operation (``[energy]``, pJ). :meth:`Target.check_fit` compares a network's per-layer neurons and
-synapses with the budget and raises :class:`TargetMisfit` (one line, with the numbers).
+A target file has three tables, each a dataclass below (keys, types and ranges checked by
+:func:`snnhw.config.parse_table`): ``[target]`` (name, description, ``quantized``: train on Loihi
+integers or in float), ``[budget]`` (neurons/synapses per core and chip, cores per chip, chips; absent
+or empty = no limits) and ``[energy]`` (pJ per synaptic operation and per neuron update; absent = no
+estimate). The chip's number formats (ranges, bit widths) are not configurable: they are the rules of
+:mod:`snnhw.loihi` (:data:`snnhw.loihi.RANGES`). :meth:`Target.check_fit` compares a network's
+per-layer neurons and synapses with the budget and raises :class:`TargetMisfit` (one line, with the
+numbers).
 """
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
+
+from snnhw.config import option, parse_sections, read_toml
 from snnhw.errors import InputError
 
-try:
-    import tomllib  # type: ignore[attr-defined]
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hardware_configs"
+
+#: Sections older target files had; they were never read (the chip's formats live in snnhw.loihi).
+RETIRED_SECTIONS = ("ranges", "bits", "training")
+
+
+class TargetError(InputError):
+    """A target file is unknown or malformed; the message is one line naming the file and key."""
 
 
 class TargetMisfit(InputError):
@@ -41,45 +48,102 @@ class LayerCost:
 
 
 @dataclass
+class FitSummary:
+    """What a network occupies: cores (None on a target without a budget), neurons, synapses."""
+
+    cores: Optional[int]
+    neurons: int
+    synapses: int
+
+
+@dataclass
+class EnergyEstimate:
+    """Energy per inference (µJ) = ``(synops * synop_pJ + neuron_updates * neuron_update_pJ) * 1e-6``."""
+
+    value: float
+    formula: str
+    synops: float
+    neuron_updates: float
+    source: str
+
+
+@dataclass
+class TargetSection:
+    """``[target]``."""
+
+    quantized: Optional[bool] = option(None, required=True)
+    name: str = ""
+    description: str = ""
+
+
+@dataclass
+class Budget:
+    """``[budget]``: resource limits (0 = no limit of that kind)."""
+
+    cores_per_chip: int = option(0, lo=0)
+    neurons_per_chip: int = option(0, lo=0)
+    synapses_per_chip: int = option(0, lo=0)
+    neurons_per_core: int = option(0, lo=0)
+    synapses_per_core: int = option(0, lo=0)
+    max_chips: int = option(1, lo=1)
+    source: str = ""
+
+
+@dataclass
+class EnergyTable:
+    """``[energy]``: energy per operation in pJ, with where the figures come from."""
+
+    synop_pJ: float = option(None, lo=0, required=True)
+    neuron_update_pJ: float = option(None, lo=0, required=True)
+    source: str = ""
+
+
+SECTIONS = {"target": TargetSection, "budget": Budget, "energy": EnergyTable}
+
+
+@dataclass
 class Target:
     name: str
     quantized: bool
     description: str = ""
-    ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict)
-    bits: Dict[str, int] = field(default_factory=dict)
-    budget: Dict = field(default_factory=dict)
-    energy: Dict = field(default_factory=dict)
-    training: Dict = field(default_factory=dict)
+    budget: Optional[Budget] = None
+    energy: Optional[EnergyTable] = None
     path: str = ""
 
     def cores_needed(self, layer: LayerCost) -> int:
         """Cores a layer occupies: enough for its neurons and for its synapses (layers do not share cores)."""
         b = self.budget
         need = 1
-        if b.get("neurons_per_core"):
-            need = max(need, math.ceil(layer.neurons / b["neurons_per_core"]))
-        if b.get("synapses_per_core"):
-            need = max(need, math.ceil(layer.synapses / b["synapses_per_core"]))
+        if b is None:
+            return need
+        if b.neurons_per_core:
+            need = max(need, math.ceil(layer.neurons / b.neurons_per_core))
+        if b.synapses_per_core:
+            need = max(need, math.ceil(layer.synapses / b.synapses_per_core))
         return need
 
-    def check_fit(self, layers: Sequence[LayerCost]) -> Dict:
-        """Raise :class:`TargetMisfit` unless the layers fit; return a summary (cores, neurons, synapses)."""
+    def _check_layer(self, layer: LayerCost) -> None:
+        b, chips = self.budget, self.budget.max_chips
+        if b.synapses_per_chip and layer.synapses > b.synapses_per_chip * chips:
+            raise TargetMisfit(
+                f"target {self.name}: layer {layer.name} needs {_fmt(layer.synapses)} synapses; {chips} chip(s) "
+                f"hold {_fmt(b.synapses_per_chip * chips)} ({_fmt(b.synapses_per_core)} per core)")
+        if b.neurons_per_chip and layer.neurons > b.neurons_per_chip * chips:
+            raise TargetMisfit(
+                f"target {self.name}: layer {layer.name} needs {_fmt(layer.neurons)} neurons; {chips} chip(s) "
+                f"hold {_fmt(b.neurons_per_chip * chips)} ({_fmt(b.neurons_per_core)} per core)")
+
+    def check_fit(self, layers: Sequence[LayerCost]) -> FitSummary:
+        """Raise :class:`TargetMisfit` unless the layers fit; return what they occupy."""
         b = self.budget
         total_n = sum(l.neurons for l in layers)
         total_s = sum(l.synapses for l in layers)
-        if not b:
-            return {"cores": None, "neurons": total_n, "synapses": total_s}
-        chips = int(b.get("max_chips", 1))
-        cores_avail = int(b.get("cores_per_chip", 0)) * chips
+        if b is None:
+            return FitSummary(None, total_n, total_s)
+        chips = b.max_chips
+        cores_avail = b.cores_per_chip * chips
         for l in layers:
-            if b.get("synapses_per_chip") and l.synapses > b["synapses_per_chip"] * chips:
-                raise TargetMisfit(
-                    f"target {self.name}: layer {l.name} needs {_fmt(l.synapses)} synapses; {chips} chip(s) hold "
-                    f"{_fmt(b['synapses_per_chip'] * chips)} ({_fmt(b.get('synapses_per_core', 0))} per core)")
-            if b.get("neurons_per_chip") and l.neurons > b["neurons_per_chip"] * chips:
-                raise TargetMisfit(
-                    f"target {self.name}: layer {l.name} needs {_fmt(l.neurons)} neurons; {chips} chip(s) hold "
-                    f"{_fmt(b['neurons_per_chip'] * chips)} ({_fmt(b.get('neurons_per_core', 0))} per core)")
+            self._check_layer(l)
         cores = [self.cores_needed(l) for l in layers]
         if cores_avail and sum(cores) > cores_avail:
             worst = max(range(len(layers)), key=lambda i: cores[i])
@@ -87,25 +151,25 @@ class Target:
             raise TargetMisfit(
                 f"target {self.name}: the model needs {sum(cores)} cores but {chips} chip(s) have {cores_avail}; "
                 f"largest: layer {l.name} with {_fmt(l.neurons)} neurons and {_fmt(l.synapses)} synapses "
-                f"needs {cores[worst]} cores at {_fmt(b.get('neurons_per_core', 0))} neurons / "
-                f"{_fmt(b.get('synapses_per_core', 0))} synapses per core")
-        if b.get("neurons_per_chip") and total_n > b["neurons_per_chip"] * chips:
+                f"needs {cores[worst]} cores at {_fmt(b.neurons_per_core)} neurons / "
+                f"{_fmt(b.synapses_per_core)} synapses per core")
+        if b.neurons_per_chip and total_n > b.neurons_per_chip * chips:
             raise TargetMisfit(f"target {self.name}: the model has {_fmt(total_n)} neurons; {chips} chip(s) hold "
-                               f"{_fmt(b['neurons_per_chip'] * chips)}")
-        if b.get("synapses_per_chip") and total_s > b["synapses_per_chip"] * chips:
+                               f"{_fmt(b.neurons_per_chip * chips)}")
+        if b.synapses_per_chip and total_s > b.synapses_per_chip * chips:
             raise TargetMisfit(f"target {self.name}: the model has {_fmt(total_s)} synapses; {chips} chip(s) hold "
-                               f"{_fmt(b['synapses_per_chip'] * chips)}")
-        return {"cores": sum(cores), "neurons": total_n, "synapses": total_s}
+                               f"{_fmt(b.synapses_per_chip * chips)}")
+        return FitSummary(sum(cores), total_n, total_s)
 
-    def energy_uJ(self, synops: float, neuron_updates: float) -> Optional[Dict]:
+    def energy_uJ(self, synops: float, neuron_updates: float) -> Optional[EnergyEstimate]:
         """Energy estimate per inference (µJ) with its formula, or None for a target without figures."""
         e = self.energy
-        if not e:
+        if e is None:
             return None
-        uj = (synops * e["synop_pJ"] + neuron_updates * e["neuron_update_pJ"]) * 1e-6
-        return {"value": uj,
-                "formula": f"(synops * {e['synop_pJ']} pJ + neuron_updates * {e['neuron_update_pJ']} pJ) * 1e-6",
-                "synops": synops, "neuron_updates": neuron_updates, "source": e.get("source", "")}
+        uj = (synops * e.synop_pJ + neuron_updates * e.neuron_update_pJ) * 1e-6
+        return EnergyEstimate(value=uj, formula=f"(synops * {e.synop_pJ} pJ + neuron_updates * "
+                                                f"{e.neuron_update_pJ} pJ) * 1e-6",
+                              synops=synops, neuron_updates=neuron_updates, source=e.source)
 
 
 def available_targets() -> List[str]:
@@ -114,25 +178,16 @@ def available_targets() -> List[str]:
 
 def load_target(name_or_path: str) -> Target:
     """Load a target by name (``hardware_configs/<name>.toml``) or by path to a TOML file."""
-    p = Path(name_or_path)
-    if not (p.suffix == ".toml" and p.exists()):
-        p = CONFIG_DIR / f"{name_or_path}.toml"
-        if not p.exists():
-            raise ValueError(f"unknown target '{name_or_path}'; choose one of {', '.join(available_targets())} "
-                             f"or give a path to a .toml file")
-    try:
-        with open(p, "rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"target file {p}: {str(e).splitlines()[0]}") from None
-    known = {"target", "ranges", "bits", "budget", "energy", "training"}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ValueError(f"target file {p}: unknown section '{bad[0]}' (known: {', '.join(sorted(known))})")
-    t = d.get("target", {})
-    if "quantized" not in t:
-        raise ValueError(f"target file {p}: [target] needs 'quantized = true|false'")
-    ranges = {k: tuple(v) for k, v in d.get("ranges", {}).items()}
-    return Target(name=t.get("name", p.stem), quantized=bool(t["quantized"]), description=t.get("description", ""),
-                  ranges=ranges, bits=d.get("bits", {}), budget=d.get("budget", {}), energy=d.get("energy", {}),
-                  training=d.get("training", {}), path=os.fspath(p))
+    p, d = read_toml(name_or_path, CONFIG_DIR, "target", TargetError)
+    where = f"target {p}"
+    for old in RETIRED_SECTIONS:
+        if old in d:
+            raise TargetError(f"{where}: section '[{old}]' is not read: the chip's number formats are fixed "
+                              f"in snnhw.loihi (RANGES); remove it")
+    s = parse_sections(d, SECTIONS, where, TargetError)
+    if "target" not in s:
+        raise TargetError(f"{where}: [target] needs 'quantized = true|false'")
+    t = s["target"]
+    budget = s["budget"] if d.get("budget") else None  # an empty [budget] table: no limits
+    return Target(name=t.name or p.stem, quantized=t.quantized, description=t.description, budget=budget,
+                  energy=s.get("energy"), path=os.fspath(p))

@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from snnhw import loihi
-from snnhw.backends.lava import LavaStage, LavaSynapse, run_stages
+from snnhw.backends.lava_stages import LavaStage, LavaSynapse, run_stages
 from snnhw.core.network import simulate
 from snnhw.spec import Dense, NetworkSpec, Neuron
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snnhw.io.netx import quiet_fds
+from snnhw.backends.quiet import quiet
 
 
 class _In:
@@ -33,7 +33,7 @@ class _Out:
 
 def lava_lif(n, du, dv, vth, bias_mant=0, bias_exp=0):
     """Lava's ``PyLifModelBitAcc`` for ``n`` neurons in Lava's own units (du, dv, vth)."""
-    with quiet_fds():
+    with quiet():
         from lava.proc.lif.models import PyLifModelBitAcc
     m = PyLifModelBitAcc({})
     m.u = np.zeros(n, np.int32)
@@ -50,7 +50,7 @@ def lava_lif(n, du, dv, vth, bias_mant=0, bias_exp=0):
 
 def lava_dense(weights, weight_exp=0, num_weight_bits=8, sign_mode=None):
     """Lava's ``PyDenseModelBitAcc`` with weights [out, in] (truncated to int32 as Lava's builder does)."""
-    with quiet_fds():
+    with quiet():
         from lava.proc.dense.models import PyDenseModelBitAcc
     params = {"weight_exp": weight_exp, "num_weight_bits": num_weight_bits}
     if sign_mode is not None:

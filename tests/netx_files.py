@@ -41,8 +41,8 @@ def write_raw(path, layers):
 def lava_netx_weights(w):
     """(effective weights, weight_exp) that lava-dl's own ``optimize_weight_bits`` and Lava's Dense
     (``determine_sign_mode``, ``clip_weights``, ``truncate_weights``) make of file weights ``w``."""
-    from snnhw.io.netx import quiet_fds
-    with quiet_fds():
+    from snnhw.backends.quiet import quiet
+    with quiet():
         from lava.lib.dl.netx.utils import optimize_weight_bits
         from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
         enc, nbits, wexp, _ = optimize_weight_bits(np.array(w).copy())

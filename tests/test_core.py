@@ -200,3 +200,61 @@ def test_integer_primitives():
     assert loihi.i32(torch.tensor([1 << 31, -(1 << 31) - 1])).tolist() == [-(1 << 31), (1 << 31) - 1]
     assert loihi.effective_threshold(131071) == 8388544 < loihi.V_LIMIT
     assert loihi.decay_factor(0) == 4096 and loihi.decay_factor(4096) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# the one CUBA loop: per-replica parameters, reset conventions, the one synapse
+# ------------------------------------------------------------------------------------------------
+def test_cuba_loop_per_replica_thresholds_equal_separate_runs():
+    """One run with a threshold per replica [R, 1, 1] equals R runs of cuba_lif_trace, exact and float."""
+    from snnhw.core.neuron import cuba_loop, exact_params, float_params
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(-20, 60, (3, 2, 15, 7), generator=g)
+    vths = torch.tensor([20, 45, 90])
+    run = cuba_loop(a, exact_params(CubaParams(1024, 512, vths.reshape(3, 1, 1)), a), keep_vpre=True, record=True)
+    fl = cuba_loop(a.float(), float_params(CubaParams(1024, 512, 1.0))._replace(
+        theta=(vths.float() * 64).reshape(3, 1, 1)), keep_vpre=True)
+    for r, vt in enumerate(vths.tolist()):
+        tr = cuba_lif_trace(a[r], CubaParams(1024, 512, vt))
+        assert torch.equal(run.s[r], tr.s) and torch.equal(run.u[r], tr.u) and torch.equal(run.v[r], tr.v)
+        assert torch.equal(run.v_pre[r] > vt * 64, tr.s)  # the pre-reset voltage is what was tested
+        ft = cuba_lif_trace(a[r], CubaParams(1024, 512, vt), exact=False)
+        assert torch.equal(fl.s[r], ft.s)
+
+
+def test_reset_conventions():
+    """zero: v <- 0 at the spike; subtract: v <- v - theta, decayed at the next step; subtract-undecayed
+    (snnTorch): theta comes off the next update after the decay."""
+    from snnhw.core.neuron import FloatCuba, cuba_loop
+
+    a = torch.tensor([[[1.5], [0.0], [0.0]]])  # one spike at step 0 (theta = 1), then free decay
+    out = {}
+    for reset in ("zero", "subtract", "subtract-undecayed"):
+        run = cuba_loop(a, FloatCuba(0.0, 0.5, 1.0, gain=1.0, reset=reset), keep_vpre=True, record=True)
+        out[reset] = (run.s.flatten().tolist(), run.v_pre.flatten().tolist(), run.v.flatten().tolist())
+    assert out["zero"] == ([1, 0, 0], [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert out["subtract"] == ([1, 0, 0], [1.5, 0.25, 0.125], [0.5, 0.25, 0.125])
+    assert out["subtract-undecayed"] == ([1, 0, 0], [1.5, -0.25, -0.125], [1.5, -0.25, -0.125])
+
+
+def test_one_synapse_exact_and_trainable_agree():
+    """synapse.trainable_input on a quantized layer is exact_input's value (dense, conv, pool), also where
+    the float32 forward sum is not provably exact (the exact sum is recomputed)."""
+    from snnhw.core import synapse as syn
+
+    g = torch.Generator().manual_seed(5)
+    s = (torch.rand(2, 6, 2 * 5 * 5, generator=g) < 0.5).float()
+    cases = [(torch.randint(-127, 128, (4, 50), generator=g) * 2, None, -2),
+             (torch.randint(-60, 61, (3, 2, 3, 3), generator=g) * 2, syn.ConvShape((2, 5, 5), padding=(1, 1)), 0),
+             (syn.pool_kernel(2, (2, 2), 64), syn.ConvShape((2, 5, 5), (2, 2), groups=2), -1)]
+    for w, conv, exp in cases:
+        exact = syn.exact_input(s.to(torch.int64), w if conv else w.to(torch.int64), exp, conv)
+        w = w.float().requires_grad_()
+        got = syn.trainable_input(s, w, exp, conv)
+        assert torch.equal(got.to(torch.int64), exact) and got.dtype == torch.float32
+        got.sum().backward()
+        assert torch.isfinite(w.grad).all()
+    big = torch.full((1, 70000), 254.0)  # 70000 * 254 > 2**24: the float32 sum is not trusted
+    x = torch.ones(1, 2, 70000)
+    assert syn.trainable_input(x, big, -3).to(torch.int64)[0, 1, 0].item() == (70000 * 254) >> 3

@@ -119,3 +119,29 @@ def test_encoders_deterministic_and_exact():
     assert padded.shape == (1, 11, 4) and padded[:, 8:].sum() == 0
     with pytest.raises(ValueError, match="unknown encoding"):
         Encoder("morse", 4)
+
+
+def test_shd_malformed_files_are_one_line(tmp_path):
+    from snnhw.errors import FileFormatError
+
+    root = tmp_path / "SHD"
+    root.mkdir()
+    (root / "shd_train.h5").write_bytes(b"not an hdf5 file")
+    (root / "shd_test.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(FileFormatError) as e:
+        load_dataset("shd", data_dir=str(tmp_path))
+    assert "shd_train.h5 is not an SHD file (needs spikes/times, spikes/units, labels)" in str(e.value)
+    with h5py.File(root / "shd_train.h5", "w") as f:
+        f.create_dataset("labels", data=np.arange(2, dtype=np.uint16))
+    with pytest.raises(FileFormatError, match="is not an SHD file") as e:
+        load_dataset("shd", data_dir=str(tmp_path))
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_dataset_and_encoder_errors_are_input_errors():
+    from snnhw.errors import InputError
+
+    with pytest.raises(InputError, match="unknown dataset 'cifar'; choose one of digits, mnist1d"):
+        load_dataset("cifar")
+    with pytest.raises(InputError, match="event frames have 3 steps, the recipe says 4"):
+        Encoder("events", 4)(np.zeros((1, 3, 2)))

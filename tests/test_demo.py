@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from snnhw.backends import lava as lb
+from snnhw.backends import lava_runtime
 from snnhw.cli import main
 from snnhw.commands.demo import random_spec
 
@@ -57,9 +58,10 @@ def test_demo_bad_arguments_one_line_exit_2(args, msg, capsys):
 
 
 def test_demo_without_lava_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(lb, "lava_available", lambda: False)
+    monkeypatch.setattr(lava_runtime, "lava_available", lambda: False)
     assert main(SMALL) == 2
-    assert "lava-nc is not installed" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("snnhw: error: lava-nc is not installed: the Lava backend needs lava-nc "
+                                       "0.10 (pip install 'snnhw[lava]' on Python 3.10)\n")
 
 
 def test_random_spec_is_seeded_and_valid():

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.special import ndtr
 
 from snnhw import loihi
 from snnhw.core.neuron import CubaParams, cuba_lif_trace
@@ -97,8 +98,15 @@ def test_ensemble_rates_one_step_equals_gaussian_tail():
     """From rest, one step: v = x, so the rate is P(N(m, s^2) > theta) exactly (up to MC noise)."""
     m = np.array([-0.5, 0.0, 0.3, 1.0])
     r = kernels.ensemble_rates(m, 0.8, 1.0, 0.5, 0.5, "zero", steps=1)
-    expect = [kernels.norm_sf((1.0 - mi) / 0.8) for mi in m]
+    expect = ndtr(-(1.0 - m) / 0.8)
     assert np.allclose(r, expect, atol=0.015)
+
+
+def test_normal_tail_matches_scipy():
+    """kernels.norm_sf (kept as erfc for bit-stable inits) agrees with scipy's ndtr to float precision."""
+    for z in np.linspace(-8.0, 8.0, 161):
+        assert kernels.norm_sf(z) == pytest.approx(ndtr(-z), rel=1e-12, abs=1e-300)
+        assert kernels.norm_pdf(z) == pytest.approx(math.exp(-z * z / 2) / math.sqrt(2 * math.pi), rel=1e-14)
 
 
 def test_ensemble_rates_subtract_reset_mean_balance():
@@ -124,6 +132,14 @@ def test_quantization_tables(ratio, zero, varratio):
     assert q.var() == pytest.approx(quant.quantized_variance(sigma, step), rel=0.02)
 
 
+def test_quantized_variance_matches_scipy_cdf():
+    """The kept math.erf cdf sum equals the same sum over scipy's ndtr to float precision."""
+    for sigma in (0.3, 0.9, 2.5, 7.0, 15.9):
+        k = np.arange(1, int(12 * sigma / 2) + 5, dtype=np.float64)
+        ref = 2.0 * np.sum((2 * k) ** 2 * (ndtr((k + 0.5) * 2 / sigma) - ndtr((k - 0.5) * 2 / sigma)))
+        assert quant.quantized_variance(sigma) == pytest.approx(ref, rel=1e-12)
+
+
 def test_sigma_for_quantized_variance_inverts():
     for target in (0.5, 2.0, 9.0, 1000.0):
         s = quant.sigma_for_quantized_variance(target)
@@ -131,12 +147,17 @@ def test_sigma_for_quantized_variance_inverts():
 
 
 def test_round_to_grid_is_lava_legal():
+    """The init writes weights through loihi's one grid rule: legal, even, within [-256, 254]."""
     w = np.random.default_rng(1).normal(0, 60, (50, 40))
-    q = quant.round_to_grid(w)
+    q = loihi.round_to_grid(w)
     eff, _ = loihi.dense_effective_weights(q)
-    assert np.array_equal(eff, q) and q.min() >= -256 and q.max() <= 254 and np.all(q % 2 == 0)
-    qt = quant.round_to_grid_torch(torch.as_tensor(w, dtype=torch.float32))
+    assert np.array_equal(eff, q) and np.all(q % loihi.MIXED_STEP == 0)
+    assert q.min() >= loihi.WEIGHT_MANT_MIN and q.max() <= loihi.MIXED_MANT_MAX
+    qt = loihi.round_to_grid_torch_(torch.as_tensor(w, dtype=torch.float32))
     assert np.array_equal(qt.numpy().astype(np.int64), q)
+    spec, _ = init_spec(_mlp([64, 32, 10]), "hardware", seed=0, measure=False)
+    for layer in spec.layers:
+        assert np.array_equal(loihi.dense_effective_weights(np.asarray(layer.weight))[0], layer.weight)
 
 
 def test_choose_exp_and_threshold_keeps_sigma_above_step():
@@ -144,7 +165,7 @@ def test_choose_exp_and_threshold_keeps_sigma_above_step():
         e, vth, s = quant.choose_exp_and_threshold(ratio)
         loihi.check_range("weight_exp", e)
         loihi.check_range("vth_mant", vth)
-        assert s / quant.STEP >= 4  # the mantissa std sits well above one grid step
+        assert s / loihi.MIXED_STEP >= 4  # the mantissa std sits well above one grid step
         assert ratio * vth / 2 ** e == pytest.approx(s, rel=0.02)
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from snnhw import loihi
 from snnhw.backends import lava as lb
+from snnhw.backends import lava_pack, lava_runtime
+from snnhw.errors import InputError, MissingDependencyError
 from snnhw.core.network import simulate
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
@@ -58,10 +60,14 @@ def test_hardware_detection_follows_lava_loihi(monkeypatch):
 
 
 def test_no_hardware_without_lava(monkeypatch):
-    monkeypatch.setattr(lb, "lava_available", lambda: False)
+    monkeypatch.setattr(lava_runtime, "lava_available", lambda: False)
     assert lb.loihi2_hardware_available() is False
-    with pytest.raises(RuntimeError, match="lava-nc is not installed"):
-        lb.run_lava(mlp(), np.zeros((1, 3, 12)))
+    for call in (lambda: lb.run_lava(mlp(), np.zeros((1, 3, 12))),
+                 lambda: lb.run_stages([lb.LavaStage(weights=np.ones((1, 1)), shape=(1,))], np.ones((1, 2)))):
+        with pytest.raises(MissingDependencyError) as e:
+            call()
+        assert str(e.value) == ("lava-nc is not installed: the Lava backend needs lava-nc 0.10 "
+                                "(pip install 'snnhw[lava]' on Python 3.10)")
 
 
 @pytest.mark.skipif(not lb.loihi2_hardware_available(),
@@ -80,12 +86,12 @@ def test_cpu_backend_reported_and_hardware_refused_here():
         pytest.skip("lava-loihi is installed here")
     res = lb.run_lava(mlp(), np.ones((1, 2, 12), np.int64))
     assert res.backend == lb.BACKEND_SIM == "lava-cpu-sim"
-    with pytest.raises(ValueError, match="lava-loihi is not installed"):
+    with pytest.raises(MissingDependencyError, match="Loihi 2 hardware requested but lava-loihi is not installed"):
         lb.run_lava(mlp(), np.ones((1, 2, 12), np.int64), hardware=True)
 
 
 def test_backend_module_imports_without_lava():
-    code = ("import sys; import snnhw.backends.lava, snnhw.core.network, snnhw.spec; "
+    code = ("import sys; import snnhw.backends.lava, snnhw.backends.netx_lava, snnhw.core.network, snnhw.spec; "
             "bad = [m for m in sys.modules if m == 'lava' or m.startswith('lava.')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -163,16 +169,17 @@ def test_conv_batches_stay_under_lavas_int8_groups():
     pool = SumPool("p", conv.out_shape, kernel=(2, 2), weight=64, neuron=Neuron(4096, 4096, 60))
     spec = NetworkSpec((1, 8, 8), [conv, pool, Flatten("f", pool.out_shape),
                                    Dense("d", _w(rng, 10, 128), Neuron(1024, 256, 40))]).validate()
-    assert lb._default_batch(spec, 1000) == 127 // 8
+    assert lava_pack.default_batch(spec, 1000) == lava_pack.MAX_CONV_GROUPS // 8 == 127 // 8
     x = (rng.random((40, 16, 64)) < 0.3).astype(np.int64)
     res = lb.run_lava(spec, x)
     sim = simulate(spec, x)
     for a, b in zip(res.layer_spikes, sim.layer_spikes):
         assert np.array_equal(a, b.numpy())
     assert all(s.sum() > 0 for s in res.layer_spikes)
-    with pytest.raises(ValueError, match="more than 127 groups") as e:
+    with pytest.raises(InputError) as e:
         lb.run_lava(spec, x, batch=16)
-    assert "\n" not in str(e.value)
+    assert str(e.value) == ("batch 16 gives a Lava Conv more than 127 groups (Lava stores groups as int8); "
+                            "use batch <= 15")
 
 
 # ---- errors ---------------------------------------------------------------------------------------
@@ -180,9 +187,23 @@ def test_conv_batches_stay_under_lavas_int8_groups():
 def test_conv_with_weight_exp_is_refused_in_one_line():
     conv = Conv("c", np.ones((1, 1, 2, 2), np.int64), (1, 4, 4), weight_exp=2)
     spec = NetworkSpec((1, 4, 4), [conv])
-    with pytest.raises(ValueError, match="Lava's Conv ignores weight_exp") as e:
+    with pytest.raises(InputError) as e:
         lb.run_lava(spec, np.zeros((1, 2, 16)))
-    assert "\n" not in str(e.value)
+    assert str(e.value) == ("layer c: Lava's Conv ignores weight_exp (got 2); the Lava backend runs "
+                            "conv/pool layers only with weight_exp 0")
+
+
+@needs_lava
+def test_conv_whose_sums_reach_2_23_is_refused_in_one_line():
+    """Lava's Conv wraps its sum at 24 bits, the core does not: loihi.conv_sum_bound decides."""
+    k = 182  # 182 * 182 inputs at the largest 8-bit weight: a sum of 8446620 >= 2**23
+    w = np.full((1, 1, k, k), loihi.WEIGHT_MANT_MAX, np.int64)
+    spec = NetworkSpec((1, k, k), [Conv("c", w, (1, k, k))])
+    assert loihi.conv_sum_bound(w) >= loihi.CONV_SUM_LIMIT > loihi.conv_sum_bound(w[:, :, 2:])
+    with pytest.raises(InputError) as e:
+        lb.run_lava(spec, np.zeros((1, 2, k * k)))
+    assert str(e.value) == ("layer c: conv sums can reach 8446620 >= 2**23, where Lava's Conv wraps to 24 "
+                            "bits and the core does not")
 
 
 @needs_lava

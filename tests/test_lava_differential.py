@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from snnhw import loihi
-from snnhw.backends.lava import LavaStage, lava_available, run_stages
+from snnhw.backends.lava_runtime import lava_available
+from snnhw.backends.lava_stages import LavaStage, run_stages
 
 from lava_cases import (Case, LayerParams, PackParams, compare, core_case, draw_cases, lava_pack,
                         pack_sign_mode, run_pack)

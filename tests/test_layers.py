@@ -5,7 +5,8 @@ import torch
 
 from snnhw import loihi
 from snnhw.core.layers import (FlattenLayer, SpikingConv, SpikingDense, SpikingNet, SpikingSumPool,
-                               quantize_weight, weight_grid)
+                               quantize_weight)
+from snnhw.loihi import weight_grid
 from snnhw.core.network import simulate
 from snnhw.spec import Neuron
 
@@ -112,3 +113,44 @@ def test_gradients_reach_every_parameter():
     loss.backward()
     for name, p in m.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_layer_constants_are_buffers_in_the_state_dict():
+    """vth_mant, decays and exponents live in state_dict: a fresh model of the same structure loading it
+    computes the same thing (a checkpoint is a plain state_dict)."""
+    m = _cnn()
+    _fill(m, 7)
+    m.layers[0].neuron = Neuron(i_decay=1000, v_decay=200, vth_mant=123)
+    m.layers[1].pool_weight = 40
+    m.layers[3].weight_exp = -1
+    sd = m.state_dict()
+    for key in ("layers.0.vth_mant", "layers.0.i_decay", "layers.0.v_decay", "layers.0.weight_exp",
+                "layers.1.pool_weight", "layers.3.weight_exp"):
+        assert key in sd and sd[key].dtype == torch.int64
+    fresh = _cnn()
+    assert fresh.layers[0].vth_mant == 150
+    fresh.load_state_dict(sd)
+    assert fresh.layers[0].neuron == Neuron(i_decay=1000, v_decay=200, vth_mant=123)
+    assert (fresh.layers[1].pool_weight, fresh.layers[3].weight_exp) == (40, -1)
+    assert isinstance(fresh.layers[0].vth_mant, int)
+    x = (torch.rand(3, 10, 64) < 0.4).float()
+    assert torch.equal(m(x), fresh(x))
+    assert fresh.to_spec().to_json() == m.to_spec().to_json()
+    r = SpikingDense("r", 4, 3, Neuron(), recurrent=True, rec_exp=-2)
+    assert r.state_dict()["rec_exp"].item() == -2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_runs_on_the_accelerator_with_identical_exact_spikes():
+    """The whole forward (synapses and the neuron loop) runs on the input's device; the exact path gives
+    the CPU's spikes bit for bit, and gradients come back on the device."""
+    for make in (_mlp, _cnn):
+        m = make()
+        _fill(m, 8)
+        x = (torch.rand(4, 12, m.n_in) < 0.3).float()
+        ref = m(x)
+        m.cuda()
+        out = m(x.cuda())
+        assert out.device.type == "cuda" and torch.equal(out.cpu(), ref)
+        out.sum().backward()
+        assert all(p.grad.device.type == "cuda" for p in m.parameters() if p.grad is not None)

@@ -13,7 +13,10 @@ import torch
 from netx_files import HAVE_LAVA_DL, cuba, lava_netx_weights, write_raw
 from snnhw import loihi
 from snnhw.core.network import simulate
-from snnhw.io.netx import NetxFormatError, read_netx, run_netx_lava, write_netx
+from snnhw.backends.lava_runtime import lava_available
+from snnhw.backends.netx_lava import run_netx_lava
+from snnhw.errors import MissingDependencyError, MissingFileError
+from snnhw.io.netx import NetxFormatError, read_netx, write_netx
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
 needs_lava = pytest.mark.skipif(not HAVE_LAVA_DL, reason="lava-dl is not installed")
@@ -419,8 +422,9 @@ def test_read_conv_values(tmp_path):
 
 
 def test_read_errors_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(MissingFileError) as e:
         read_netx(tmp_path / "missing.net")
+    assert str(e.value) == f"{tmp_path / 'missing.net'}: no such file"
     (tmp_path / "text.net").write_text("not hdf5")
     with pytest.raises(NetxFormatError, match="not a readable HDF5 file"):
         read_netx(tmp_path / "text.net")
@@ -438,6 +442,41 @@ def test_read_errors_files(tmp_path):
         f.create_group("layer/1")
     with pytest.raises(NetxFormatError, match="group 'layer/0' missing"):
         read_netx(tmp_path / "gap.net")
+
+
+@pytest.mark.parametrize("delta, reason", [
+    (0, "Unable to synchronously open object (bad object header version number)"),
+    (88, "Insufficient precision in available types to represent (31, 23, 8, 0, 23)"),  # datatype message
+])
+def test_read_damaged_object_header(tmp_path, delta, reason):
+    """Bytes of the weight dataset's object header overwritten: h5py's error, named, in one line."""
+    path = write_raw(tmp_path / "d.net", [_dense(weight=np.ones((4, 3)) * 2, bias=np.ones(4))])
+    with h5py.File(path, "r") as f:
+        addr = h5py.h5o.get_info(f["layer/0/weight"].id).addr
+    data = bytearray(path.read_bytes())
+    data[addr + delta:addr + delta + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(NetxFormatError) as e:
+        read_netx(path)
+    assert str(e.value) == f"{path}: layer 0: cannot read 'weight' (corrupt file: {reason})"
+
+
+def test_write_needs_an_existing_folder(tmp_path):
+    spec = NetworkSpec((2,), [Dense("a", np.array([[2, -2]]), Neuron())])
+    with pytest.raises(MissingFileError) as e:
+        write_netx(spec, tmp_path / "no" / "m.net")
+    assert str(e.value) == f"{tmp_path / 'no' / 'm.net'}: output folder {tmp_path / 'no'} does not exist"
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")
+def test_run_netx_lava_without_lava_dl(tmp_path, monkeypatch):
+    path = write_raw(tmp_path / "n.net", [_dense()])
+    monkeypatch.setitem(sys.modules, "lava.lib.dl.netx", None)  # import of it raises ModuleNotFoundError
+    with pytest.raises(MissingDependencyError) as e:
+        run_netx_lava(path, np.zeros((1, 2, 2)))
+    assert str(e.value) == ("lava-dl is not installed (no module 'lava.lib.dl.netx'): running a netx file on "
+                            "Lava needs lava-dl 0.6 (pip install 'snnhw[lava]' on Python 3.10)")
 
 
 def test_strict_read_applies_chip_ranges(tmp_path):

@@ -12,7 +12,8 @@ from netx_files import HAVE_LAVA_DL, cuba, lava_netx_weights, write_raw
 from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.core.neuron import CubaParams, cuba_lif_trace
-from snnhw.io.netx import read_netx, run_netx_lava
+from snnhw.backends.netx_lava import run_netx_lava
+from snnhw.io.netx import read_netx
 from snnhw.spec import Dense, NetworkSpec, Neuron
 
 pytestmark = pytest.mark.skipif(not HAVE_LAVA_DL, reason="lava-nc/lava-dl are not installed")
@@ -237,7 +238,7 @@ def test_pitfall_netx_reencoding_edge_cases(tmp_path, weights, expect):
 
 
 def test_pitfall_netx_all_zero_weights_fail(tmp_path):
-    from snnhw.io.netx import quiet_fds
+    from snnhw.backends.quiet import quiet as quiet_fds
     with quiet_fds():
         from lava.lib.dl.netx.utils import optimize_weight_bits
     with pytest.raises(OverflowError), quiet_fds():

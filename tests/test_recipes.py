@@ -21,18 +21,18 @@ def test_all_recipes_present():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_recipe_parses_plans_and_fits_loihi2(name):
     r = load_recipe(name)
-    fshape, channels, classes = INPUTS[r["data"]["dataset"]]
+    fshape, channels, classes = INPUTS[r.data.dataset]
     shape = build.input_shape_for(r, fshape, channels)
     plan = build.plan_layers(r, shape, classes)
     load_target("loihi2").check_fit(build.layer_costs(plan))
     model = build.build_model(r, load_target("loihi2"), shape, classes)
-    assert [l.name for l in model.layers] == [l["name"] for l in r["model"]["layers"]]
+    assert [l.name for l in model.layers] == [l.name for l in r.model.layers]
 
 
 def test_deep_mlp_is_the_seed_papers_net():
     r = load_recipe("digits_deep_mlp")
-    hidden = [l for l in r["model"]["layers"][:-1]]
-    assert len(hidden) == 10 and all(l["out"] == 600 for l in hidden) and r["data"]["steps"] == 3
+    hidden = r.model.layers[:-1]
+    assert len(hidden) == 10 and all(l.out == 600 for l in hidden) and r.data.steps == 3
 
 
 @pytest.mark.parametrize("bad, msg", [
@@ -41,7 +41,23 @@ def test_deep_mlp_is_the_seed_papers_net():
     ({"train": {"epochs": "ten"}}, "'train.epochs' must be int"),
     ({"model": {"layers": [{"kind": "dense", "out": 10, "size": 3}]}}, "unknown key 'model.layers[0].size'"),
     ({"model": {"layers": [{"kind": "lstm", "out": 10}]}}, "unknown kind 'lstm'"),
-    ({"model": {"layers": [{"kind": "dense"}]}}, "positive integer 'out'"),
+    ({"model": {"layers": [{"kind": "dense"}]}}, "'model.layers[0].out' is required (int; must be >= 1)"),
+    ({"model": {"layers": [{"kind": "dense", "out": 0}]}}, "model.layers[0].out must be >= 1, got 0"),
+    ({"model": {"layers": [{"kind": "dense", "out": 10, "i_decay": 5000}]}},
+     "model.layers[0].i_decay must lie in [0, 4096], got 5000"),
+    ({"model": {"layers": [{"kind": "dense", "out": 10, "recurrent": "yes"}]}},
+     "'model.layers[0].recurrent' must be bool, got 'yes'"),
+    ({"model": {"layers": [{"kind": "dense", "name": "a", "out": 10}, {"kind": "dense", "name": "a", "out": 10}]}},
+     "duplicate layer name 'a'"),
+    ({"model": {"layers": []}}, "[model] layers is empty"),
+    ({"data": {"steps": 0}}, "data.steps must be >= 1, got 0"),
+    ({"data": {"dataset": "cifar"}}, "data.dataset must be one of digits, mnist1d"),
+    ({"data": {"encoding": "events"}}, "encoding 'events' needs an event dataset (nmnist, shd), not 'digits'"),
+    ({"neuron": {"v_decay": -1}}, "neuron.v_decay must lie in [0, 4096], got -1"),
+    ({"init": {"method": "xavier"}}, "init.method must be one of pytorch, kaiming"),
+    ({"train": {"schedule": "step"}}, "train.schedule must be one of cosine, constant, got 'step'"),
+    ({"train": {"surrogate": "relu"}}, "train.surrogate must be one of arctan"),
+    ({"data": []}, "'data' must be a table"),
     ({"train": {"readout_lr": 0}}, "train.readout_lr must be > 0"),
     ({"init": {"identity": 1.0}}, "init.identity must lie in [0, 1)"),
 ])
@@ -51,6 +67,23 @@ def test_bad_recipes_one_line(bad, msg):
     with pytest.raises(RecipeError) as e:
         parse_recipe(d)
     assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resolved_recipe_is_the_file_plus_defaults():
+    d = {"model": {"layers": [{"kind": "dense", "out": 10}]}, "train": {"lr": 1}}
+    r = parse_recipe(d, where="x")
+    res = r.to_dict()
+    assert res["model"]["layers"] == [{"kind": "dense", "name": "dense1", "out": 10}]
+    assert res["train"]["lr"] == 1 and isinstance(res["train"]["lr"], int)  # stored as written
+    assert res["recipe"]["name"] == "x" and res["train"]["epochs"] == 10
+    assert parse_recipe(res, where="x") == r
+
+
+def test_overrides_are_checked():
+    r = load_recipe("digits_mlp")
+    assert r.with_overrides({"train.seed": 3}).train.seed == 3 and r.train.seed == 0
+    with pytest.raises(RecipeError, match="train.epochs must be >= 0, got -1"):
+        r.with_overrides({"train.epochs": -1})
 
 
 def _cli(args, tmp_path, capsys):

@@ -67,23 +67,38 @@ def _run_error(args, capsys):
 
 def test_bad_inputs_one_line_errors(net, tmp_path, capsys):
     path, xpath, x = net
-    assert "no such file" in _run_error([str(tmp_path / "nope.net"), "--inputs", xpath], capsys)
-    assert "no such file" in _run_error([path, "--inputs", str(tmp_path / "nope.npy")], capsys)
-    assert "not a readable HDF5 file" in _run_error([xpath, "--inputs", xpath], capsys)
-    assert "not a .npy file" in _run_error([path, "--inputs", path], capsys)
-    np.save(tmp_path / "2d.npy", x[0])
-    assert "[samples, steps, inputs]" in _run_error([path, "--inputs", str(tmp_path / "2d.npy")], capsys)
+    def says(msg):
+        return f"snnhw: error: {msg}\n"
+
+    nope = str(tmp_path / "nope.net")
+    assert _run_error([nope, "--inputs", xpath], capsys) == says(f"{nope}: no such file")
+    nope = str(tmp_path / "nope.npy")
+    assert _run_error([path, "--inputs", nope], capsys) == says(f"{nope}: no such file")
+    assert _run_error([xpath, "--inputs", xpath], capsys).startswith(says(f"{xpath}: not a readable HDF5 file (")[:-1])
+    assert _run_error([path, "--inputs", path], capsys) == says(f"{path}: not a .npy file (save the inputs with "
+                                                                "numpy.save)")
+    bad = str(tmp_path / "2d.npy")
+    np.save(bad, x[0])
+    assert _run_error([path, "--inputs", bad], capsys) == says(
+        f"{bad}: inputs must be shaped [samples, steps, inputs], got shape (32, 10)")
     np.save(tmp_path / "wide.npy", np.zeros((2, 5, 11), np.uint8))
-    assert "expects 10" in _run_error([path, "--inputs", str(tmp_path / "wide.npy")], capsys)
-    np.save(tmp_path / "graded.npy", x * 2)
-    assert "0/1 spikes" in _run_error([path, "--inputs", str(tmp_path / "graded.npy")], capsys)
-    np.save(tmp_path / "empty.npy", np.zeros((0, 5, 10), np.uint8))
-    assert "at least one sample" in _run_error([path, "--inputs", str(tmp_path / "empty.npy")], capsys)
+    assert _run_error([path, "--inputs", str(tmp_path / "wide.npy")], capsys) == says(
+        f"inputs have 11 channels but {path} expects 10")
+    bad = str(tmp_path / "graded.npy")
+    np.save(bad, x * 2)
+    assert _run_error([path, "--inputs", bad], capsys) == says(f"{bad}: inputs must hold 0/1 spikes")
+    bad = str(tmp_path / "empty.npy")
+    np.save(bad, np.zeros((0, 5, 10), np.uint8))
+    assert _run_error([path, "--inputs", bad], capsys) == says(
+        f"{bad}: inputs must have at least one sample and one step, got shape (0, 5, 10)")
     data = open(xpath, "rb").read()
     (tmp_path / "trunc.npy").write_bytes(data[:100])
     assert "not a readable .npy array" in _run_error([path, "--inputs", str(tmp_path / "trunc.npy")], capsys)
-    assert "does not exist" in _run_error([path, "--inputs", xpath, "--out",
-                                           str(tmp_path / "no" / "y.npy")], capsys)
+    out = tmp_path / "no" / "y.npy"
+    assert _run_error([path, "--inputs", xpath, "--out", str(out)], capsys) == says(
+        f"{out}: output folder {out.parent} does not exist")
+    assert _run_error([path, "--inputs", xpath, "--batch-size", "0"], capsys) == says(
+        "--batch-size must be at least 1, got 0")
     bad = write_raw(tmp_path / "pool.net", [dict(type="pool", weight=np.ones((1, 10)), neuron=cuba())])
     assert "pool layers are not implemented by lava-dl netx 0.6.0" in _run_error([str(bad), "--inputs", xpath],
                                                                                  capsys)

@@ -51,13 +51,14 @@ def _recipe(tmp_path, epochs=2, name="tiny.toml"):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    r = run(RunOptions(recipe=_recipe(tmp), out=str(tmp / "out"), progress=False), log=lambda m: None)
-    return tmp / "out", r
+    outcome = run(RunOptions(recipe=_recipe(tmp), out=str(tmp / "out"), progress=False), log=lambda m: None)
+    return tmp / "out", outcome
 
 
 @pytest.mark.lava
 def test_run_directory_and_report(tiny_run):
-    out, r = tiny_run
+    out, outcome = tiny_run
+    assert outcome.out_dir == str(out)
     for f in ["checkpoint.pt", "spec.json", "model.net", "report.json", "report.md", "verify/inputs.npy",
               "verify/labels.npy", "verify/torch_output_spikes.npy", "verify/lava_output_spikes.npy",
               "plots/training_curves.png", "plots/firing_rates.png", "plots/spike_raster.png",
@@ -71,6 +72,7 @@ def test_run_directory_and_report(tiny_run):
     assert set(rep["accuracy"]) == {"float", "quantized", "lava"}
     assert rep["agreement"]["output_spikes"] == 1.0 and rep["agreement"]["predictions"] == 1.0
     assert rep["agreement"]["samples"] == 24
+    assert rep == json.loads(json.dumps(outcome.report.to_dict()))  # the schema is what report.json holds
     inputs = np.load(out / "verify/inputs.npy")
     torch_out = np.load(out / "verify/torch_output_spikes.npy")
     lava_out = np.load(out / "verify/lava_output_spikes.npy")
@@ -85,15 +87,15 @@ def test_run_directory_and_report(tiny_run):
         assert l["firing_rate"]["quantized"] == pytest.approx(l["firing_rate"]["lava"])
     e = rep["energy_estimate_uJ"]
     t = load_target("loihi2")
-    assert e["value"] == pytest.approx((rep["synops_per_inference"] * t.energy["synop_pJ"]
-                                        + e["neuron_updates"] * t.energy["neuron_update_pJ"]) * 1e-6)
+    assert e["value"] == pytest.approx((rep["synops_per_inference"] * t.energy.synop_pJ
+                                        + e["neuron_updates"] * t.energy.neuron_update_pJ) * 1e-6)
     assert "# snnhw run: tiny on loihi2" in (out / "report.md").read_text()
 
 
 @pytest.mark.lava
 def test_lava_dl_netx_loads_model_net(tiny_run):
     """lava-dl's own netx loader (not snnhw's Lava builder) reproduces the stored torch output."""
-    from snnhw.io.netx import run_netx_lava
+    from snnhw.backends.netx_lava import run_netx_lava
 
     out, _ = tiny_run
     inputs = np.load(out / "verify/inputs.npy")[:4]
@@ -127,7 +129,8 @@ def test_same_seed_same_report(tiny_run, tmp_path):
 
 
 def _train_parts(recipe_path, ckpt, resume=False, on_batch=None):
-    recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe=recipe_path))
+    s = prepare(RunOptions(recipe=recipe_path))
+    recipe, target, data, enc, shape = s.recipe, s.target, s.data, s.encoder, s.input_shape
     torch.manual_seed(0)
     model = build.build_model(recipe, target, shape, data.n_classes)
     init = {}
@@ -180,8 +183,8 @@ def test_cli_kill_and_resume(tmp_path):
     assert res.returncode == 0, res.stderr
     a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)
     b = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert a["model"].keys() == b["model"].keys()  # parameters and the per-layer constants (buffers)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert a["constants"] == b["constants"]
 
 
 DDP_SCRIPT = """
@@ -232,9 +235,9 @@ def test_float_target_run(tmp_path):
 def test_readout_lr_scales_only_the_output_layer(tmp_path):
     from snnhw.train.loop import param_groups
 
-    recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe=_recipe(tmp_path)))
-    model = build.build_model(recipe, target, shape, data.n_classes)
-    build.initialize(model, recipe, enc(data.x_train[:32], index=np.arange(32)), 0)
+    s = prepare(RunOptions(recipe=_recipe(tmp_path)))
+    model = build.build_model(s.recipe, s.target, s.input_shape, s.data.n_classes)
+    build.initialize(model, s.recipe, s.encoder(s.data.x_train[:32], index=np.arange(32)), 0)
     base = {g["name"]: g["lr"] for g in param_groups(model, 0.01)}
     fast = {g["name"]: g["lr"] for g in param_groups(model, 0.01, readout_lr=5.0)}
     out = {n for n, _ in model.layers[-1].named_parameters(prefix=f"layers.{len(model.layers) - 1}")}
@@ -247,16 +250,16 @@ def test_readout_lr_scales_only_the_output_layer(tmp_path):
 def test_deep_mlp_hardware_init_active_kaiming_silent():
     """digits_deep_mlp (10 x 600, T=3): the hardware-aware init leaves every layer active; Kaiming's
     init, mapped to the 8-bit grid, silences the deep layers (reported, not tuned away)."""
-    from snnhw.train.loop import evaluate
+    from snnhw.train.evaluate import evaluate
 
     rates = {}
     for method in ("hardware-calibrated", "kaiming"):
-        recipe, target, data, enc, shape, plan, fit = prepare(RunOptions(recipe="digits_deep_mlp", init=method))
+        s = prepare(RunOptions(recipe="digits_deep_mlp", init=method))
         torch.manual_seed(0)
-        model = build.build_model(recipe, target, shape, data.n_classes)
-        calib = enc(data.x_train[:128], index=np.arange(128))
-        build.initialize(model, recipe, calib, 0)
-        rates[method] = evaluate(model, data, enc, n=64)["rates"]
+        model = build.build_model(s.recipe, s.target, s.input_shape, s.data.n_classes)
+        calib = s.encoder(s.data.x_train[:128], index=np.arange(128))
+        build.initialize(model, s.recipe, calib, 0)
+        rates[method] = evaluate(model, s.data, s.encoder, n=64)["rates"]
     assert all(r > 0 for r in rates["hardware-calibrated"]), rates
     assert rates["kaiming"][-1] == 0 and any(r == 0 for r in rates["kaiming"][:-1]), rates
 
@@ -275,3 +278,54 @@ def test_deep_mlp_trains_with_hardware_init(tmp_path):
     assert all(l["firing_rate"]["lava"] > 0.01 for l in rep["layers"])
     assert rep["accuracy"]["quantized"] >= 0.8, rep["accuracy"]
     assert rep["agreement"]["output_spikes"] == 1.0
+
+
+def test_load_checkpoint_rejects_what_is_not_a_checkpoint(tmp_path):
+    from snnhw.core.layers import SpikingDense, SpikingNet
+    from snnhw.errors import FileFormatError, MissingFileError
+    from snnhw.spec import Neuron
+    from snnhw.train.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+
+    net = SpikingNet((4,), [SpikingDense("fc", 4, 2, Neuron(vth_mant=77))])
+    good = tmp_path / "good.pt"
+    save_checkpoint(str(good), net, None, None, 3, {"history": [1]})
+    st = load_checkpoint(str(good))
+    assert st["format"] == FORMAT and st["epoch"] == 3 and st["model"]["layers.0.vth_mant"].item() == 77
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.pt").write_text("not a checkpoint\n")
+    torch.save({"format": "snnhw-checkpoint-1", "model": {}}, tmp_path / "old.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    for name, text in (("cut.pt", "not a torch.save zip archive"), ("text.pt", "not a torch.save zip archive"),
+                       ("old.pt", "format 'snnhw-checkpoint-1'"), ("list.pt", "no snnhw checkpoint format")):
+        with pytest.raises(FileFormatError) as e:
+            load_checkpoint(str(tmp_path / name))
+        assert text in str(e.value) and name in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(MissingFileError):
+        load_checkpoint(str(tmp_path / "absent.pt"))
+
+
+def test_export_command_user_errors(tmp_path, capsys):
+    """``snnhw export``: every bad source is one specific line (exit 2), never a traceback."""
+    from nir_specs import mlp
+
+    from snnhw.cli import main
+
+    def err(args):
+        assert main(["export"] + args) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("snnhw: error: ")
+        return lines[0]
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"junk")
+    assert "a checkpoint needs its run directory's spec.json beside it" in err([str(tmp_path / "checkpoint.pt")])
+    assert "no spec.json (with or without checkpoint.pt) or model.net in this directory" in err([str(tmp_path)])
+    assert "no such file or directory" in err([str(tmp_path / "none.json")])
+    (tmp_path / "x.txt").write_text("")
+    assert "unknown file type '.txt'" in err([str(tmp_path / "x.txt")])
+    (tmp_path / "spec.json").write_text(mlp().to_json())
+    assert "cannot read checkpoint" in err([str(tmp_path)])  # the run directory's checkpoint.pt is junk
+    assert "cannot write" in err([str(tmp_path / "spec.json"), "--out", str(tmp_path / "x.txt" / "m.nir")])
+    (tmp_path / "checkpoint.pt").unlink()
+    assert main(["export", str(tmp_path), "--format", "nir"]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "model.nir").is_file()

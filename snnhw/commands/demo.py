@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from snnhw.errors import InputError
+
 HELP = "run a seeded random network through the core and through Lava and show that they agree"
 
 
@@ -30,18 +32,18 @@ def parse_sizes(text: str):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--sizes must be comma-separated integers, got {text!r}") from None
+        raise InputError(f"--sizes must be comma-separated integers, got {text!r}") from None
     if len(sizes) < 2 or len(sizes) > 9:
-        raise ValueError(f"--sizes needs 2 to 9 widths (input first), got {len(sizes)}")
+        raise InputError(f"--sizes needs 2 to 9 widths (input first), got {len(sizes)}")
     if min(sizes) < 1 or max(sizes) > 2048:
-        raise ValueError("--sizes widths must be in 1..2048")
+        raise InputError("--sizes widths must be in 1..2048")
     return sizes
 
 
 def random_spec(sizes, seed: int, recurrent: bool = False):
     """A seeded random dense chain on Loihi integers: weights scaled to keep layers spiking
-    (std ~ 2.5 * 255 / sqrt(fan-in) weight units), decays in 64..2048 (netx units), thresholds 30..150,
-    biases -8..16 (bias_exp 6), weight_exp in -1..1."""
+    (std ~ 2.5 * 255 / sqrt(fan-in) weight units, clipped to Lava's Dense range -256..255), decays in
+    64..2048 (netx units), thresholds 30..150, biases -8..16 (bias_exp 6), weight_exp in -1..1."""
     from snnhw import loihi
     from snnhw.spec import Dense, NetworkSpec, Neuron
 
@@ -49,13 +51,15 @@ def random_spec(sizes, seed: int, recurrent: bool = False):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         exp = int(rng.integers(-1, 2))
-        w = rng.normal(0, 2.5 * 255 / np.sqrt(n_in) / 2.0 ** exp, (n_out, n_in)).round().clip(-256, 255)
+        w = rng.normal(0, 2.5 * loihi.WEIGHT_MANT_MAX / np.sqrt(n_in) / 2.0 ** exp, (n_out, n_in)).round()
+        w = w.clip(loihi.WEIGHT_MANT_MIN, loihi.WEIGHT_MANT_MAX)
         layer = Dense(f"layer{i + 1}", loihi.dense_effective_weights(w)[0],
                       Neuron(i_decay=int(rng.integers(64, 2048)), v_decay=int(rng.integers(64, 2048)),
                              vth_mant=int(rng.integers(30, 150))),
                       weight_exp=exp, bias_mant=rng.integers(-8, 17, n_out))
         if recurrent and i == 0:
-            wr = rng.normal(0, 60 / np.sqrt(n_out), (n_out, n_out)).round().clip(-256, 255)
+            wr = rng.normal(0, 60 / np.sqrt(n_out), (n_out, n_out)).round()
+            wr = wr.clip(loihi.WEIGHT_MANT_MIN, loihi.WEIGHT_MANT_MAX)
             layer.weight_rec, layer.rec_exp = loihi.dense_effective_weights(wr)[0], 0
         layers.append(layer)
     return NetworkSpec((sizes[0],), layers).validate()
@@ -66,18 +70,18 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from snnhw.backends.lava import lava_available, run_lava
+    from snnhw.backends.lava import run_lava
+    from snnhw.backends.lava_runtime import require_lava
     from snnhw.core.network import simulate
 
     sizes = parse_sizes(args.sizes)
     if args.steps < 1 or args.steps > 10000:
-        raise ValueError(f"--steps must be in 1..10000, got {args.steps}")
+        raise InputError(f"--steps must be in 1..10000, got {args.steps}")
     if args.samples < 1 or args.samples > 10000:
-        raise ValueError(f"--samples must be in 1..10000, got {args.samples}")
+        raise InputError(f"--samples must be in 1..10000, got {args.samples}")
     if not 0.0 <= args.density <= 1.0:
-        raise ValueError(f"--density must be in 0..1, got {args.density}")
-    if not lava_available():
-        raise ValueError("lava-nc is not installed: the demo compares the core against Lava")
+        raise InputError(f"--density must be in 0..1, got {args.density}")
+    require_lava()  # the demo compares the core against Lava
     spec = random_spec(sizes, args.seed, args.recurrent)
     rng = np.random.default_rng(args.seed + 1)
     x = (rng.random((args.samples, args.steps, sizes[0])) < args.density).astype(np.int64)

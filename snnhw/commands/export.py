@@ -9,11 +9,19 @@ read back with nir's type check before success is reported) or as lava-dl netx
 """
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
 
+from snnhw.errors import FileFormatError, InputError, MissingFileError
+
 HELP = "export a trained network (run dir, checkpoint, spec JSON) as NIR or lava-dl netx"
+
+
+def _first_line(e: BaseException) -> str:
+    msg = str(e).strip()
+    return msg.splitlines()[0] if msg else type(e).__name__
 
 
 def add_arguments(parser) -> None:
@@ -29,68 +37,60 @@ def add_arguments(parser) -> None:
                              "warning and a note in the graph metadata, instead of refusing")
 
 
-def _spec_from_checkpoint(path: Path):
+def _read_spec_json(p: Path):
     from snnhw.spec import NetworkSpec
 
-    import torch
-
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}: {type(e).__name__}") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} is not an snnhw checkpoint")
-    spec = state.get("spec")
-    if spec is None and "model" in state and "constants" in state and (path.parent / "spec.json").is_file():
-        # a training checkpoint holds values, not the architecture: take the structure from the run
-        # directory's spec.json and every value (weights, exponents, decays, thresholds) from the checkpoint
-        from snnhw.core.layers import SpikingNet
-        from snnhw.train.checkpoint import load_model_constants
+        return NetworkSpec.from_json(p.read_text())
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:  # not a NetworkSpec document
+        raise FileFormatError(f"{p}: not a NetworkSpec JSON file ({type(e).__name__}: {_first_line(e)})") from None
 
-        structure = NetworkSpec.from_json((path.parent / "spec.json").read_text())
-        net = SpikingNet.from_spec(structure)
-        try:
-            net.load_state_dict(state["model"])
-            load_model_constants(net, state["constants"])
-        except (RuntimeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path} does not fit {path.parent / 'spec.json'}: {str(e).splitlines()[0]}") from None
-        return net.to_spec()
-    if spec is None:
-        raise ValueError(f"{path} holds no network structure and has no spec.json beside it")
-    if isinstance(spec, str):
-        return NetworkSpec.from_json(spec)
-    if isinstance(spec, dict):
-        return NetworkSpec.from_dict(spec)
-    if isinstance(spec, NetworkSpec):
-        return spec
-    raise ValueError(f"{path}: unrecognised 'spec' entry ({type(spec).__name__})")
+
+def _load_weights(net, state: dict, path: Path) -> None:
+    """A training checkpoint's values (its ``state_dict``: parameters and per-layer constants) into ``net``."""
+    try:
+        net.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:  # torch: missing/unexpected keys, shape mismatch
+        raise FileFormatError(f"{path} does not fit {path.parent / 'spec.json'}: {_first_line(e)}") from None
+
+
+def _spec_from_checkpoint(path: Path):
+    """A training checkpoint holds values, not the architecture: the structure comes from the run
+    directory's ``spec.json`` beside it, every value (weights, exponents, decays, thresholds) from the
+    checkpoint."""
+    from snnhw.core.layers import SpikingNet
+    from snnhw.train.checkpoint import load_checkpoint
+
+    structure = path.parent / "spec.json"
+    if not structure.is_file():
+        raise MissingFileError(f"{path}: a checkpoint needs its run directory's spec.json beside it "
+                               f"(it holds the values, not the network structure)")
+    state = load_checkpoint(str(path))
+    net = SpikingNet.from_spec(_read_spec_json(structure))
+    _load_weights(net, state, path)
+    return net.to_spec()
+
+
+def _run_dir_source(p: Path) -> Path:
+    """The file a run directory's network is read from: checkpoint.pt (with spec.json), else spec.json,
+    else model.net."""
+    if (p / "spec.json").is_file():
+        return p / "checkpoint.pt" if (p / "checkpoint.pt").is_file() else p / "spec.json"
+    if (p / "model.net").is_file():
+        return p / "model.net"
+    raise MissingFileError(f"{p}: no spec.json (with or without checkpoint.pt) or model.net in this directory")
 
 
 def load_spec(source) -> "tuple":
     """(NetworkSpec, directory for default outputs) from a run dir or a file; one-line errors."""
-    import json
-
-    from snnhw.spec import NetworkSpec
-
     p = Path(source)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or directory")
+        raise MissingFileError(f"{p}: no such file or directory")
     if p.is_dir():
-        for name in ("checkpoint.pt", "spec.json", "model.net"):
-            if (p / name).is_file():
-                try:
-                    return load_spec(p / name)[0], p
-                except ValueError:
-                    if name == "model.net":
-                        raise
-                    continue
-        raise ValueError(f"{p}: no spec.json, checkpoint.pt with a spec, or model.net in this directory")
+        return load_spec(_run_dir_source(p))[0], p
     suf = p.suffix.lower()
     if suf == ".json":
-        try:
-            return NetworkSpec.from_json(p.read_text()).validate(), p.parent
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{p}: not a NetworkSpec JSON file ({type(e).__name__})") from None
+        return _read_spec_json(p).validate(), p.parent
     if suf in (".pt", ".pth", ".ckpt"):
         return _spec_from_checkpoint(p).validate(), p.parent
     if suf in (".net", ".h5", ".hdf5"):
@@ -101,33 +101,34 @@ def load_spec(source) -> "tuple":
         from snnhw.io.nir import read_nir_spec
 
         return read_nir_spec(p), p.parent
-    raise ValueError(f"{p}: unknown file type '{suf}' (expected a run directory, .json, .pt, .net or .nir)")
+    raise InputError(f"{p}: unknown file type '{suf}' (expected a run directory, .json, .pt, .net or .nir)")
+
+
+def _write(spec, out: Path, args) -> str:
+    """Write ``spec`` to ``out`` in ``args.format``; returns the success line."""
+    if args.format == "nir":
+        from snnhw.io.nir import export_nir
+
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            notes = export_nir(spec, out, dt=args.dt, lossy=args.lossy)
+        for n in notes:
+            print(f"snnhw: warning: lossy: {n}", file=sys.stderr)
+        return (f"wrote {out} (NIR, dt = {args.dt:g} s, {len(spec.neuron_layers())} neuron layers; "
+                f"read back with nir type check: ok)")
+    from snnhw.io.netx import read_netx, write_netx
+
+    write_netx(spec, out)
+    read_netx(out)
+    return f"wrote {out} (lava-dl netx, {len(spec.neuron_layers())} layers; read back: ok)"
 
 
 def run(args) -> int:
-
+    spec, where = load_spec(args.source)
+    out = Path(args.out) if args.out else where / ("model.nir" if args.format == "nir" else "model.net")
     try:
-        spec, where = load_spec(args.source)
-        out = Path(args.out) if args.out else where / ("model.nir" if args.format == "nir" else "model.net")
-        if args.format == "nir":
-            from snnhw.io.nir import export_nir
-
-            with warnings.catch_warnings(record=True):
-                warnings.simplefilter("always")
-                notes = export_nir(spec, out, dt=args.dt, lossy=args.lossy)
-            for n in notes:
-                print(f"snnhw: warning: lossy: {n}", file=sys.stderr)
-            print(f"wrote {out} (NIR, dt = {args.dt:g} s, {len(spec.neuron_layers())} neuron layers; "
-                  f"read back with nir type check: ok)")
-        else:
-            from snnhw.io.netx import read_netx, write_netx
-
-            write_netx(spec, out)
-            read_netx(out)
-            print(f"wrote {out} (lava-dl netx, {len(spec.neuron_layers())} layers; read back: ok)")
-    except (ValueError, OSError, KeyError) as e:
-        raise ValueError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
-    except Exception as e:  # never a traceback for a bad input file
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"export failed: {type(e).__name__}: {msg}") from None
+        line = _write(spec, out, args)
+    except OSError as e:  # the output path cannot be written (no permission, a directory, ...)
+        raise InputError(f"cannot write {out}: {e.strerror or _first_line(e)}") from None
+    print(line)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+from snnhw.errors import InputError
+
 HELP = "deep-chain propagation study of init methods (Micheli et al. Figs 2-6; float or Loihi 2 semantics)"
 
 
@@ -11,7 +13,7 @@ def _ints(text: str):
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"--width expects comma-separated integers, got '{text}'") from None
+        raise InputError(f"--width expects comma-separated integers, got '{text}'") from None
 
 
 def add_arguments(p) -> None:
@@ -50,7 +52,7 @@ def run(args) -> int:
 
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     cfg = PropagateConfig(layers=args.layers, widths=_ints(args.width), threshold=args.threshold, beta=args.beta,
                           current_decay=args.current_decay, voltage_decay=args.voltage_decay, steps=args.steps,

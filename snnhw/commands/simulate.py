@@ -5,19 +5,23 @@ X holds 0/1 input spikes [samples, steps, inputs] (column t-1 is sent at time st
 layer's output spikes [samples, steps, outputs] as uint8, indexed like Lava's RingBuffer sink
 (column t-1 = time step t). ``--backend torch`` (default) reads the file with
 :func:`snnhw.io.netx.read_netx` and runs :func:`snnhw.core.network.simulate`, batched over samples;
-``--backend lava`` runs lava-dl's own ``hdf5.Network`` on Lava, one sample after another.
-Supported layers are those of :mod:`snnhw.io.netx` (dense, dense_rec, conv, flatten, input); for a
-network that starts or ends with a conv layer the input/output vectors are flat (C, H, W) maps in
-C-order.
+``--backend lava`` runs lava-dl's own ``hdf5.Network`` on Lava, one sample after another
+(:func:`snnhw.backends.netx_lava.run_netx_lava`). Supported layers are those of
+:mod:`snnhw.io.netx.read` (dense, dense_rec, conv, flatten, input); for a network that starts or ends
+with a conv layer the input/output vectors are flat (C, H, W) maps in C-order.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from snnhw.errors import InputError, MissingFileError
+from snnhw.io.inputs import load_inputs
+
 HELP = "run a lava-dl netx .net file on input spikes (torch core or Lava), exactly as netx + Lava do"
+#: Samples per torch batch unless --batch-size says otherwise.
+DEFAULT_BATCH = 256
 
 
 def add_arguments(parser) -> None:
@@ -29,32 +33,11 @@ def add_arguments(parser) -> None:
                              "Lava's CPU simulator (fixed_pt), one sample at a time")
     parser.add_argument("--out", metavar="Y.npy",
                         help="write output spikes [samples, steps, outputs] (uint8) here")
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="samples per torch batch (default 256)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                        help=f"samples per torch batch (default {DEFAULT_BATCH})")
 
 
-def load_inputs(path: str) -> np.ndarray:
-    """Load X.npy as 0/1 spikes [samples, steps, inputs]; one-line errors for bad files."""
-    from snnhw.io.netx import check_spikes
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY":
-        raise ValueError(f"{path}: not a .npy file (save the inputs with numpy.save)")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: not a readable .npy array ({msg})") from None
-    try:
-        return check_spikes(x)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
-def simulate_torch(path: str, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def simulate_torch(path: str, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Output spikes [samples, steps, outputs] (uint8) of ``read_netx(path)`` on the torch core."""
     import torch
 
@@ -63,7 +46,7 @@ def simulate_torch(path: str, x: np.ndarray, batch_size: int = 256) -> np.ndarra
 
     spec = read_netx(path)
     if x.shape[2] != spec.n_in:
-        raise ValueError(f"inputs have {x.shape[2]} channels but {path} expects {spec.n_in}")
+        raise InputError(f"inputs have {x.shape[2]} channels but {path} expects {spec.n_in}")
     outs = []
     for i in range(0, x.shape[0], batch_size):
         xb = torch.as_tensor(x[i:i + batch_size])
@@ -71,35 +54,28 @@ def simulate_torch(path: str, x: np.ndarray, batch_size: int = 256) -> np.ndarra
     return np.concatenate(outs, axis=0)
 
 
-def save_npy(path: str, y: np.ndarray) -> None:
-    """Write ``y`` to ``path`` atomically (temp file in the same folder + os.replace)."""
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise FileNotFoundError(f"{path}: output folder {d} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, y)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def simulate_lava(path: str, x: np.ndarray) -> np.ndarray:
+    """Output spikes of lava-dl's own loader on Lava, after the reader's one-line checks."""
+    from snnhw.backends.netx_lava import run_netx_lava
+    from snnhw.io.netx import read_netx
+
+    read_netx(path)  # the same one-line errors as the torch backend, before Lava starts
+    return run_netx_lava(path, x)
 
 
 def run(args) -> int:
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"{args.model}: no such file")
-    x = load_inputs(args.inputs)
-    if args.backend == "torch":
-        y = simulate_torch(args.model, x, args.batch_size)
-    else:
-        from snnhw.io.netx import read_netx, run_netx_lava
+    from snnhw.io.atomic import save_npy
 
-        read_netx(args.model)  # the same one-line errors as the torch backend, before Lava starts
-        y = run_netx_lava(args.model, x)
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not os.path.isfile(args.model):
+        raise MissingFileError(f"{args.model}: no such file")
+    x = load_inputs(args.inputs)
+    if args.out:  # checked before the run: atomic writes would create the folder
+        d = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(d):
+            raise MissingFileError(f"{args.out}: output folder {d} does not exist")
+    y = simulate_torch(args.model, x, args.batch_size) if args.backend == "torch" else simulate_lava(args.model, x)
     if args.out:
         save_npy(args.out, y)
     S, T, N = y.shape

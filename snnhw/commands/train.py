@@ -31,20 +31,21 @@ def run(args) -> int:
                       verify_samples=args.verify_samples, backend=args.backend,
                       progress=not args.no_progress and sys.stderr.isatty())
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    r = run_pipeline(opts, log=log)
-    if not r:  # a non-zero rank under torchrun
+    outcome = run_pipeline(opts, log=log)
+    if outcome is None:  # a non-zero rank under torchrun
         return 0
-    acc, ag = r["accuracy"], r["agreement"]
+    r = outcome.report
+    acc, ag = r.accuracy, r.agreement
     fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-    print(f"run directory: {r['out_dir']}")
-    print(f"accuracy: float {fmt(acc['float'])}  quantized {fmt(acc['quantized'])}  lava {fmt(acc['lava'])}")
+    print(f"run directory: {outcome.out_dir}")
+    print(f"accuracy: float {fmt(acc.float)}  quantized {fmt(acc.quantized)}  lava {fmt(acc.lava)}")
     if ag:
-        print(f"torch vs {ag['backend']} on {ag['samples']} samples: output-spike agreement {ag['output_spikes']:.6f}, "
-              f"prediction agreement {ag['predictions']:.4f}")
-    silent = [l["name"] for l in r["layers"] if l["silent"]]
+        print(f"torch vs {ag.backend} on {ag.samples} samples: output-spike agreement {ag.output_spikes:.6f}, "
+              f"prediction agreement {ag.predictions:.4f}")
+    silent = [l.name for l in r.layers if l.silent]
     if silent:
         print(f"silent layers: {', '.join(silent)}")
-    print(f"time: {r['times']['total_seconds']:.1f} s")
-    for n in r.get("notes", []):
+    print(f"time: {r.times.total_seconds:.1f} s")
+    for n in r.notes:
         print(f"note: {n}")
     return 0

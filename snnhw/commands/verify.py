@@ -1,11 +1,16 @@
 """``snnhw verify RUN_DIR``: re-run a run directory's verification (snnhw core vs Lava)."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
+from snnhw.errors import FileFormatError, InputError, MissingFileError
+
 HELP = "re-run the verification of a run directory: snnhw's fixed-point core vs Lava (or lava-dl netx)"
+#: What a run directory written by ``snnhw train`` holds for verification.
+RUN_FILES = ("spec.json", "verify/inputs.npy", "verify/labels.npy", "verify/torch_output_spikes.npy")
 
 
 def add_arguments(p) -> None:
@@ -15,29 +20,43 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=int, default=None, help="verify only the first N samples")
 
 
-def run(args) -> int:
+def _load_npy(d: str, name: str) -> np.ndarray:
+    path = os.path.join(d, name)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # what np.load raises on a damaged array
+        raise FileFormatError(f"{path}: not a readable .npy array ({str(e).strip() or type(e).__name__})") from None
+
+
+def _load_spec(d: str):
     from snnhw.spec import NetworkSpec
+
+    path = os.path.join(d, "spec.json")
+    with open(path) as f:
+        try:
+            return NetworkSpec.from_json(f.read())
+        except json.JSONDecodeError as e:
+            raise FileFormatError(f"{path}: not valid JSON ({e})") from None
+
+
+def run(args) -> int:
     from snnhw.train.verify import verify
 
     d = args.run_dir
-    need = ["spec.json", "verify/inputs.npy", "verify/labels.npy", "verify/torch_output_spikes.npy"]
-    for f in need:
+    for f in RUN_FILES:
         if not os.path.exists(os.path.join(d, f)):
-            raise ValueError(f"{d} is not a run directory: {f} is missing")
-    with open(os.path.join(d, "spec.json")) as f:
-        spec = NetworkSpec.from_json(f.read())
+            raise MissingFileError(f"{d} is not a run directory: {f} is missing")
+    if args.samples is not None and args.samples < 1:
+        raise InputError(f"--samples must be >= 1, got {args.samples}")
+    spec = _load_spec(d)
     if not spec.quantized:
-        raise ValueError(f"{d}: a float-target run has no integer network to verify on Lava")
-    inputs = np.load(os.path.join(d, "verify/inputs.npy"))
-    labels = np.load(os.path.join(d, "verify/labels.npy"))
-    stored = np.load(os.path.join(d, "verify/torch_output_spikes.npy"))
+        raise InputError(f"{d}: a float-target run has no integer network to verify on Lava")
+    inputs, labels, stored = (_load_npy(d, f) for f in RUN_FILES[1:])
     if args.samples is not None:
-        if args.samples < 1:
-            raise ValueError("--samples must be >= 1")
         inputs, labels, stored = inputs[:args.samples], labels[:args.samples], stored[:args.samples]
     netx = os.path.join(d, "model.net")
     if args.backend == "netx" and not os.path.exists(netx):
-        raise ValueError(f"{d}: --backend netx needs model.net, which this run does not have")
+        raise MissingFileError(f"{d}: --backend netx needs model.net, which this run does not have")
     v = verify(spec, inputs, labels, backend=args.backend, netx_path=netx)
     same_torch = bool(np.array_equal(v["torch_output"], stored))
     print(f"{v['samples']} samples: torch vs {v['backend']}: output-spike agreement {v['output_spikes']:.6f}, "

@@ -1,23 +1,27 @@
 """Trainable spiking layers whose forward pass IS the chip's arithmetic (quantization-aware training).
 
-Every layer is a synapse followed by a CUBA LIF population, in Lava's order ``Dense -> LIF``, and
-converts to and from the matching :mod:`snnhw.spec` layer. Units are the chip's (:mod:`snnhw.loihi`):
+Every layer is a synapse (:mod:`snnhw.core.synapse`) followed by a CUBA LIF population
+(:mod:`snnhw.core.neuron`), in Lava's order ``Dense -> LIF``, and converts to and from the matching
+:mod:`snnhw.spec` layer. Units are the chip's (:mod:`snnhw.loihi`):
 
 * ``weight`` (a float ``nn.Parameter``) is held in **mantissa units**. On a quantized layer the forward
-  uses ``quantize_weight(weight, weight_exp)``: rounded to the nearest point of :func:`weight_grid`
-  (even integers, multiples of ``2**-weight_exp`` for a negative exponent) clamped to at most
-  ``WEIGHT_MANT_MAX = 254`` (8-bit signed mantissas with the LSB Lava's mixed-sign Dense clears;
-  -256 is left out because an all-negative matrix holding it is altered by Lava's inhibitory sign
-  mode and netx's re-encoding). The backward is straight-through inside the range and zero outside.
-  Every grid point is also exactly storable in a lava-dl netx file.
-* ``weight_exp`` (int, -8..0 while training; a positive exponent from an init is folded into the
-  weights; conv layers always use 0, as Lava's Conv ignores it) scales the accumulated sum by ``2**weight_exp`` with floor rounding
-  (:func:`snnhw.loihi.dense_accumulate`); the floor is straight-through in the backward.
-* the synaptic input reaches the neurons one step late (:func:`snnhw.loihi.delay_one_step`).
+  uses ``quantize_weight(weight, weight_exp)``: rounded to the nearest point of
+  :func:`snnhw.loihi.weight_grid` (even integers, multiples of ``2**-weight_exp`` for a negative
+  exponent, |mantissa| <= :data:`snnhw.loihi.MIXED_MANT_MAX`; every grid point is exactly storable in a
+  lava-dl netx file). The backward is straight-through inside the range and zero outside.
+* ``weight_exp`` (-8..0 while training; a positive exponent from an init is folded into the weights;
+  conv layers always use 0, as Lava's Conv ignores it) scales the accumulated sum by ``2**weight_exp``
+  with floor rounding; the floor is straight-through in the backward.
+* the synaptic input reaches the neurons one step late (Lava's Dense pipeline).
 * neurons: :func:`snnhw.core.neuron.cuba_lif` with ``exact=True`` (integer, bit-identical to Lava) on
-  a quantized layer, the float twin otherwise. ``vth_mant`` (17-bit unsigned) and the decays
-  (12-bit, netx units) are per-layer constants chosen at init and kept legal (clamped, integer).
+  a quantized layer, the float twin otherwise, on the input's device.
 * optional ``bias`` (mantissa units, 13-bit signed, rounded with STE): ``B = bias_mant << 6`` (netx).
+
+Per-layer constants — ``vth_mant`` (17-bit unsigned), ``i_decay``/``v_decay`` (12-bit, netx units),
+``weight_exp``, ``rec_exp`` (dense) and ``pool_weight`` (pool) — are 0-d buffers, so a ``state_dict``
+holds everything the layer computes with; they read as Python numbers (int64 buffer: int, float64
+buffer: float) and accept plain numbers on assignment. ``layer.neuron`` is a :class:`~snnhw.spec.Neuron`
+built from them (assigning one writes them; mutating the returned object does not).
 
 Tensors are ``[batch, time, features]``; conv/pool layers see features as the C-order flattening of
 ``(C, H, W)``. A :class:`SpikingNet` built from these layers converts to a
@@ -31,14 +35,14 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from snnhw import loihi
+from snnhw.core import synapse as syn
 from snnhw.core.neuron import CubaParams, cuba_lif
 from snnhw.core.surrogate import Surrogate
+from snnhw.errors import InputError
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
-WEIGHT_MANT_MAX = 254  # largest trained |mantissa| (even); see module docstring for why not 256
 BIAS_MANT_RANGE = loihi.RANGES["bias_mant"]
 
 
@@ -58,22 +62,10 @@ class _RoundGridClamp(torch.autograd.Function):
         return g * inside, None, None
 
 
-def weight_grid(weight_exp: int) -> Tuple[int, int]:
-    """(step, limit) of the trainable mantissa grid for a layer with ``weight_exp`` (<= 0).
-
-    Mantissas are multiples of ``step = max(2, 2**-weight_exp)`` in ``[-limit, limit]``: even (Lava's
-    mixed-sign Dense clears the LSB) and, for a negative exponent, multiples of ``2**-weight_exp`` so
-    that ``weight * 2**weight_exp`` is an integer — a netx file stores exactly these integers (it has
-    no exponent), and ``floor(sum * 2**weight_exp)`` then loses nothing. ``limit`` is the largest such
-    multiple <= 254.
-    """
-    step = max(2, 1 << max(0, -int(weight_exp)))
-    return step, (WEIGHT_MANT_MAX // step) * step
-
-
 def quantize_weight(w: torch.Tensor, weight_exp: int = 0) -> torch.Tensor:
-    """Legal Loihi mixed-sign weight mantissas on :func:`weight_grid` with a straight-through gradient."""
-    step, lim = weight_grid(weight_exp)
+    """Legal Loihi mixed-sign weight mantissas on :func:`snnhw.loihi.weight_grid` with a straight-through
+    gradient."""
+    step, lim = loihi.weight_grid(weight_exp)
     return _RoundGridClamp.apply(w, step, lim)
 
 
@@ -84,27 +76,37 @@ def quantize_bias(b: torch.Tensor) -> torch.Tensor:
     return b + (q - b).detach()
 
 
-def _ste(value_float: torch.Tensor, exact: torch.Tensor, bound: float) -> torch.Tensor:
-    """``exact`` in the forward, the gradient of ``value_float`` in the backward. ``bound`` >= max|exact|
-    decides whether float32 holds the integers exactly (below 2**24) or float64 is needed."""
-    dtype = torch.float32 if bound < 2 ** 24 else torch.float64
-    vf = value_float.to(dtype)
-    return vf + (exact.to(dtype) - vf).detach()
+def _constant(value, device=None) -> torch.Tensor:
+    """A 0-d buffer holding a chip constant: int64 for an integer, float64 otherwise."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().to(device) if device is not None else value.detach().clone()
+    integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return torch.tensor(value, dtype=torch.int64 if integer else torch.float64, device=device)
 
 
-def _bound(fan_in: int, w: torch.Tensor, exp: int) -> float:
-    """Upper bound on |sum * 2**exp| for 0/1 inputs (cheap: from the weights only)."""
-    return float(fan_in) * float(w.detach().abs().max()) * 2.0 ** max(0, int(exp)) + 1.0
+def _constant_property(name: str, doc: str) -> property:
+    def get(self):
+        t = self._buffers.get(name)
+        if t is None:
+            raise AttributeError(name)
+        return t.item()
+
+    return property(get, doc=doc)
 
 
-def _neuron_params(neuron: Neuron) -> CubaParams:
-    return CubaParams(neuron.i_decay, neuron.v_decay, neuron.vth_mant, neuron.reset)
+def _clamp_int(x, lo: int, hi: int) -> int:
+    return int(min(max(round(float(x)), lo), hi))
 
 
 class _SpikingLayer(nn.Module):
-    """Shared neuron handling: legal per-layer constants and the CUBA LIF call."""
+    """Shared handling: the per-layer constants (buffers), their legal values, the CUBA LIF call."""
 
     kind = ""
+    CONSTANTS: Tuple[str, ...] = ("i_decay", "v_decay", "vth_mant", "weight_exp")
+    i_decay = _constant_property("i_decay", "current decay, netx units 0..4096")
+    v_decay = _constant_property("v_decay", "voltage decay, netx units 0..4096")
+    vth_mant = _constant_property("vth_mant", "threshold mantissa (spike iff v > vth_mant << 6)")
+    weight_exp = _constant_property("weight_exp", "exponent on the accumulated synaptic sum")
 
     def __init__(self, name: str, neuron: Neuron, quantized: bool, surrogate: Surrogate,
                  weight_exp: int = 0):
@@ -112,19 +114,38 @@ class _SpikingLayer(nn.Module):
         self.name = name
         self.quantized = bool(quantized)
         self.surrogate = surrogate
-        self.neuron = Neuron(**vars(neuron)) if isinstance(neuron, Neuron) else Neuron(**neuron)
+        self.neuron = neuron if isinstance(neuron, Neuron) else Neuron(**neuron)
         self.weight_exp = int(weight_exp)
         self.legalize_constants()
+
+    def __setattr__(self, name, value):
+        if name in self.CONSTANTS:  # a constant: (re)place its buffer, on the device it is on
+            old = self._buffers.get(name)
+            t = _constant(value, None if old is None else old.device)
+            if old is None:
+                self.register_buffer(name, t)
+            else:
+                self._buffers[name] = t
+            return
+        super().__setattr__(name, value)
+
+    @property
+    def neuron(self) -> Neuron:
+        """The population's :class:`~snnhw.spec.Neuron`, built from the buffers (a fresh object)."""
+        return Neuron(i_decay=self.i_decay, v_decay=self.v_decay, vth_mant=self.vth_mant, reset=self.reset)
+
+    @neuron.setter
+    def neuron(self, n: Neuron) -> None:
+        self.i_decay, self.v_decay, self.vth_mant = n.i_decay, n.v_decay, n.vth_mant
+        self.reset = n.reset
 
     def legalize_constants(self) -> None:
         """Make vth_mant / decays / weight_exp legal chip integers on a quantized layer (clamp+round)."""
         if not self.quantized:
             return
-        n = self.neuron
-        lo, hi = loihi.RANGES["vth_mant"]
-        n.vth_mant = int(min(max(round(float(n.vth_mant)), lo), hi))
-        n.i_decay = int(min(max(round(float(n.i_decay)), 0), loihi.DECAY_UNITY))
-        n.v_decay = int(min(max(round(float(n.v_decay)), 0), loihi.DECAY_UNITY))
+        self.vth_mant = _clamp_int(self.vth_mant, *loihi.RANGES["vth_mant"])
+        self.i_decay = _clamp_int(self.i_decay, 0, loihi.DECAY_UNITY)
+        self.v_decay = _clamp_int(self.v_decay, 0, loihi.DECAY_UNITY)
         self.weight_exp = self._legal_exp("weight", self.weight_exp)
 
     def _legal_exp(self, name: str, exp) -> int:
@@ -132,12 +153,14 @@ class _SpikingLayer(nn.Module):
         effective weights), because a netx file cannot hold effective weights beyond 8 bits."""
         exp = int(exp)
         p = getattr(self, name, None)
-        if exp > 0 and isinstance(p, nn.Parameter):
+        lo, hi = loihi.RANGES["weight_exp"]
+        if not isinstance(p, nn.Parameter):
+            return int(min(max(exp, lo), hi))
+        if exp > 0:
             with torch.no_grad():
                 p.mul_(float(2 ** exp))
             exp = 0
-        lo = loihi.RANGES["weight_exp"][0]
-        return int(min(max(exp, lo), 0)) if isinstance(p, nn.Parameter) else int(min(max(exp, lo), loihi.RANGES["weight_exp"][1]))
+        return int(min(max(exp, lo), 0))
 
     def effective_bias(self, per_channel: int = 1) -> Optional[torch.Tensor]:
         """Bias added to v every step, in state units (``bias_mant << 6``), or None."""
@@ -158,16 +181,9 @@ class _SpikingLayer(nn.Module):
             return self.bias.detach().cpu().numpy().astype(np.float32)
 
     def neurons(self, a: torch.Tensor, bias=None, w_rec=None, rec_exp: int = 0) -> torch.Tensor:
-        dev = a.device
-        if dev.type != "cpu":
-            # snnhw.core.neuron allocates its state on the CPU: run the neuron recurrence there
-            # (synapses stay on the accelerator); autograd carries the gradients across.
-            a = a.cpu()
-            bias = None if bias is None else bias.cpu()
-            w_rec = None if w_rec is None else w_rec.cpu()
-        s = cuba_lif(a, _neuron_params(self.neuron), bias, w_rec=w_rec, rec_exp=rec_exp,
-                     exact=self.quantized, surrogate=self.surrogate)
-        return s.to(dev)
+        """The population's spikes for synaptic input ``a`` [B, T, N] (on ``a``'s device)."""
+        p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
+        return cuba_lif(a, p, bias, w_rec=w_rec, rec_exp=rec_exp, exact=self.quantized, surrogate=self.surrogate)
 
     def clamp_parameters_(self) -> None:
         """Keep the float shadow weights near the legal grid (called after each optimizer step)."""
@@ -175,7 +191,7 @@ class _SpikingLayer(nn.Module):
             for name, exp in (("weight", self.weight_exp), ("weight_rec", getattr(self, "rec_exp", 0))):
                 p = getattr(self, name, None)
                 if isinstance(p, nn.Parameter) and self.quantized:
-                    lim = weight_grid(exp)[1]
+                    lim = loihi.weight_grid(exp)[1]
                     p.clamp_(-lim - 1, lim + 1)
             b = getattr(self, "bias", None)
             if isinstance(b, nn.Parameter) and self.quantized:
@@ -191,11 +207,36 @@ class _SpikingLayer(nn.Module):
             w = self._weights(name).detach().cpu().numpy()
         return w.astype(np.int64) if self.quantized else w.astype(np.float32)
 
+    def load_spec_layer(self, sl) -> None:
+        """Take the constants, weights and bias of spec layer ``sl`` (same kind and shape), then
+        :meth:`legalize_constants`. Call under ``torch.no_grad()``."""
+        self.neuron = sl.neuron
+        self.weight_exp = int(sl.weight_exp) if self.quantized else sl.weight_exp
+        self._load_values(sl)
+        self.legalize_constants()
+
+    def _load_values(self, sl) -> None:
+        _copy_into(self.weight, sl.weight, f"layer {self.name}: spec weight")
+        if self.bias is not None:
+            if sl.bias_mant is None:
+                self.bias.zero_()
+            else:
+                self.bias.copy_(torch.as_tensor(np.asarray(sl.bias_mant, dtype=np.float32)))
+
+
+def _copy_into(param: torch.Tensor, values, what: str) -> None:
+    w = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if w.shape != param.shape:
+        raise InputError(f"{what} {tuple(w.shape)} != model {tuple(param.shape)}")
+    param.copy_(w)
+
 
 class SpikingDense(_SpikingLayer):
     """Dense synapse (+ optional recurrent Dense ``weight_rec``, one step delayed) + CUBA LIF."""
 
     kind = "dense"
+    CONSTANTS = _SpikingLayer.CONSTANTS + ("rec_exp",)
+    rec_exp = _constant_property("rec_exp", "exponent on the recurrent sum")
 
     def __init__(self, name: str, n_in: int, n_out: int, neuron: Neuron, *, quantized: bool = True,
                  weight_exp: int = 0, recurrent: bool = False, rec_exp: int = 0, bias: bool = False,
@@ -218,27 +259,23 @@ class SpikingDense(_SpikingLayer):
 
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input [B, T, n_out] in weight units, already delayed one step."""
-        w = self._weights()
-        raw = torch.matmul(s, w.t())
-        acc = raw * (2.0 ** self.weight_exp)
-        if self.quantized:
-            bound = _bound(self.n_in, w, 0)
-            if bound < 2 ** 24:  # float32 already holds the integer sum exactly: floor/wrap it as Lava does
-                # (integer-valued, so the cast is exact without a rounding pass)
-                exact = loihi.i32(loihi.shift_floor(raw.detach().to(torch.int64), self.weight_exp))
-            else:
-                exact = loihi.dense_accumulate(s.detach().to(torch.int64), w.detach().to(torch.int64),
-                                               self.weight_exp)
-            acc = _ste(acc, exact, _bound(self.n_in, w, self.weight_exp))
-        return loihi.delay_one_step(acc, dim=1)
+        return syn.trainable_input(s, self._weights(), self.weight_exp, quantized=self.quantized)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         a = self.synapse(s)
         w_rec = self._weights("weight_rec") if self.weight_rec is not None else None
         return self.neurons(a, self.effective_bias(), w_rec=w_rec, rec_exp=self.rec_exp)
 
+    def _load_values(self, sl) -> None:
+        super()._load_values(sl)
+        if self.weight_rec is not None:
+            if sl.weight_rec is None:
+                raise InputError(f"layer {self.name}: spec has no recurrent weights")
+            _copy_into(self.weight_rec, sl.weight_rec, f"layer {self.name}: spec weight_rec")
+            self.rec_exp = int(sl.rec_exp)
+
     def to_spec_layer(self) -> Dense:
-        return Dense(name=self.name, weight=self._mant_array(), neuron=Neuron(**vars(self.neuron)),
+        return Dense(name=self.name, weight=self._mant_array(), neuron=self.neuron,
                      weight_exp=self.weight_exp, bias_mant=self.bias_mant_array(),
                      weight_rec=self._mant_array("weight_rec") if self.weight_rec is not None else None,
                      rec_exp=self.rec_exp)
@@ -281,24 +318,13 @@ class SpikingConv(_SpikingLayer):
                 (w + 2 * self.padding[1] - k) // self.stride[1] + 1)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        B, T = s.shape[:2]
-        w = self._weights()
-        x = s.reshape(B * T, *self.input_shape)
-        raw = F.conv2d(x, w, stride=self.stride, padding=self.padding)
-        acc = raw * (2.0 ** self.weight_exp)
-        if self.quantized:
-            if _bound(int(w[0].numel()), w, 0) >= 2 ** 24:  # float32 would not hold the sums exactly
-                raw = F.conv2d(x.detach().to(torch.float64), w.detach().to(torch.float64), stride=self.stride,
-                               padding=self.padding)
-            exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
-            acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
-        a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
-        per = int(np.prod(self.out_shape[1:]))
-        return self.neurons(a, self.effective_bias(per))
+        conv = syn.ConvShape(self.input_shape, self.stride, self.padding)
+        a = syn.trainable_input(s, self._weights(), self.weight_exp, conv, quantized=self.quantized)
+        return self.neurons(a, self.effective_bias(int(np.prod(self.out_shape[1:]))))
 
     def to_spec_layer(self) -> Conv:
         return Conv(name=self.name, weight=self._mant_array(), input_shape=self.input_shape,
-                    neuron=Neuron(**vars(self.neuron)), stride=self.stride, padding=self.padding,
+                    neuron=self.neuron, stride=self.stride, padding=self.padding,
                     weight_exp=self.weight_exp, bias_mant=self.bias_mant_array())
 
     def synapse_count(self) -> int:
@@ -310,6 +336,8 @@ class SpikingSumPool(_SpikingLayer):
     """Sum pooling with one fixed integer mantissa ``pool_weight`` per window + CUBA LIF (not trained)."""
 
     kind = "pool"
+    CONSTANTS = _SpikingLayer.CONSTANTS + ("pool_weight",)
+    pool_weight = _constant_property("pool_weight", "the one weight mantissa of every window")
 
     def __init__(self, name: str, input_shape: Sequence[int], kernel: int, neuron: Neuron, *,
                  pool_weight: int = 64, quantized: bool = True, weight_exp: int = 0,
@@ -326,24 +354,17 @@ class SpikingSumPool(_SpikingLayer):
         return (c, (h - self.kernel[0]) // self.kernel[0] + 1, (w - self.kernel[1]) // self.kernel[1] + 1)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        B, T = s.shape[:2]
         c = self.input_shape[0]
-        x = s.reshape(B * T, *self.input_shape)
-        w = torch.full((c, 1, *self.kernel), float(self.pool_weight), dtype=x.dtype, device=x.device)
-        raw = F.conv2d(x, w, stride=self.kernel, groups=c)
-        acc = raw * (2.0 ** self.weight_exp)
-        if self.quantized:
-            if _bound(int(w[0].numel()), w, 0) >= 2 ** 24:
-                raw = F.conv2d(x.detach().to(torch.float64), w.to(torch.float64), stride=self.kernel, groups=c)
-            exact = loihi.i32(loihi.shift_floor(raw.detach().round().to(torch.int64), self.weight_exp))
-            acc = _ste(acc, exact, _bound(int(w[0].numel()), w, self.weight_exp))
-        a = loihi.delay_one_step(acc.reshape(B, T, -1), dim=1)
-        return self.neurons(a)
+        w = syn.pool_kernel(c, self.kernel, self.pool_weight, dtype=s.dtype, device=s.device)
+        conv = syn.ConvShape(self.input_shape, self.kernel, (0, 0), groups=c)
+        return self.neurons(syn.trainable_input(s, w, self.weight_exp, conv, quantized=self.quantized))
+
+    def _load_values(self, sl) -> None:
+        self.pool_weight = sl.weight
 
     def to_spec_layer(self) -> SumPool:
         return SumPool(name=self.name, input_shape=self.input_shape, kernel=self.kernel, stride=self.kernel,
-                       weight=self.pool_weight, neuron=Neuron(**vars(self.neuron)),
-                       weight_exp=self.weight_exp)
+                       weight=self.pool_weight, neuron=self.neuron, weight_exp=self.weight_exp)
 
     def synapse_count(self) -> int:
         return int(np.prod(self.out_shape)) * self.kernel[0] * self.kernel[1]
@@ -392,7 +413,7 @@ class SpikingNet(nn.Module):
     def forward(self, x: torch.Tensor, return_all: bool = False):
         """Output spikes [B, T, n_out] (float 0/1); with ``return_all`` also each neuron layer's spikes."""
         if x.ndim != 3 or x.shape[2] != self.n_in:
-            raise ValueError(f"inputs must be shaped [batch, steps, {self.n_in}], got {tuple(x.shape)}")
+            raise InputError(f"inputs must be shaped [batch, steps, {self.n_in}], got {tuple(x.shape)}")
         s = (x != 0).to(torch.float32)
         spikes = []
         for layer in self.layers:
@@ -414,34 +435,13 @@ class SpikingNet(nn.Module):
     def load_spec(self, spec: NetworkSpec) -> "SpikingNet":
         """Copy weights, exponents, thresholds, decays and biases from a spec of the same shape."""
         if len(spec.layers) != len(self.layers):
-            raise ValueError(f"spec has {len(spec.layers)} layers, model has {len(self.layers)}")
+            raise InputError(f"spec has {len(spec.layers)} layers, model has {len(self.layers)}")
         with torch.no_grad():
             for ml, sl in zip(self.layers, spec.layers):
                 if ml.kind != sl.kind:
-                    raise ValueError(f"layer {ml.name}: spec layer is '{sl.kind}', model layer is '{ml.kind}'")
-                if isinstance(ml, FlattenLayer):
-                    continue
-                ml.neuron = Neuron(**vars(sl.neuron))
-                ml.weight_exp = int(sl.weight_exp) if self.quantized else sl.weight_exp
-                if isinstance(ml, SpikingSumPool):
-                    ml.pool_weight = sl.weight
-                else:
-                    w = torch.as_tensor(np.asarray(sl.weight, dtype=np.float32))
-                    if w.shape != ml.weight.shape:
-                        raise ValueError(f"layer {ml.name}: spec weight {tuple(w.shape)} != model "
-                                         f"{tuple(ml.weight.shape)}")
-                    ml.weight.copy_(w)
-                    if isinstance(ml, SpikingDense) and ml.weight_rec is not None:
-                        if sl.weight_rec is None:
-                            raise ValueError(f"layer {ml.name}: spec has no recurrent weights")
-                        ml.weight_rec.copy_(torch.as_tensor(np.asarray(sl.weight_rec, dtype=np.float32)))
-                        ml.rec_exp = int(sl.rec_exp)
-                    if ml.bias is not None:
-                        if sl.bias_mant is None:
-                            ml.bias.zero_()
-                        else:
-                            ml.bias.copy_(torch.as_tensor(np.asarray(sl.bias_mant, dtype=np.float32)))
-                ml.legalize_constants()
+                    raise InputError(f"layer {ml.name}: spec layer is '{sl.kind}', model layer is '{ml.kind}'")
+                if isinstance(ml, _SpikingLayer):
+                    ml.load_spec_layer(sl)
         return self
 
     @classmethod
@@ -458,20 +458,20 @@ class SpikingNet(nn.Module):
             elif isinstance(sl, Conv):
                 if sl.weight.shape[2] != sl.weight.shape[3] or sl.stride[0] != sl.stride[1] \
                         or sl.padding[0] != sl.padding[1]:
-                    raise ValueError(f"layer {sl.name}: only square kernels, strides and paddings are trainable")
+                    raise InputError(f"layer {sl.name}: only square kernels, strides and paddings are trainable")
                 layers.append(SpikingConv(sl.name, sl.input_shape, sl.weight.shape[0], sl.weight.shape[2],
                                           sl.neuron, stride=sl.stride[0], padding=sl.padding[0], quantized=q,
                                           weight_exp=sl.weight_exp, bias=sl.bias_mant is not None,
                                           surrogate=surrogate))
             elif isinstance(sl, SumPool):
                 if tuple(sl.kernel) != tuple(sl.stride) or sl.kernel[0] != sl.kernel[1]:
-                    raise ValueError(f"layer {sl.name}: only square pools with stride == kernel are trainable")
+                    raise InputError(f"layer {sl.name}: only square pools with stride == kernel are trainable")
                 layers.append(SpikingSumPool(sl.name, sl.input_shape, sl.kernel[0], sl.neuron,
                                              pool_weight=sl.weight, quantized=q, weight_exp=sl.weight_exp,
                                              surrogate=surrogate))
             elif isinstance(sl, Flatten):
                 layers.append(FlattenLayer(sl.name, sl.input_shape))
             else:
-                raise ValueError(f"layer {sl.name}: unsupported kind '{sl.kind}'")
+                raise InputError(f"layer {sl.name}: unsupported kind '{sl.kind}'")
         model = cls(spec.input_shape, layers, quantized=q, metadata=spec.metadata)
         return model.load_spec(spec)

@@ -3,8 +3,9 @@
 ``simulate(spec, x)`` takes input spikes ``x`` shaped [batch, steps, inputs] — exactly what a Lava
 ``RingBuffer`` source sends, column t at time step t+1 — and returns the last layer's spikes
 [batch, steps, outputs], indexed like Lava's ``RingBuffer`` sink (index t-1 holds time step t).
-Each synapse stage adds Lava's one-step Dense delay; the synaptic products for all time steps are
-computed at once and only the neuron recurrence loops over time.
+Each synapse stage (:mod:`snnhw.core.synapse`) adds Lava's one-step Dense delay; the synaptic products
+for all time steps are computed at once and only the neuron recurrence (:mod:`snnhw.core.neuron`)
+loops over time.
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from snnhw import loihi
+from snnhw.core import synapse as syn
 from snnhw.core.neuron import CubaParams, CubaTrace, cuba_lif, cuba_lif_trace
+from snnhw.errors import InputError
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, SumPool
 
 
@@ -51,35 +53,24 @@ def layer_bias(layer, exact: bool) -> Optional[torch.Tensor]:
 
 def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
     """The input a [B, T, n_out] that ``layer``'s neurons receive (delayed one step), from spikes
-    ``s`` [B, T, n_in] of the previous stage."""
-    B, T = s.shape[:2]
+    ``s`` [B, T, n_in] of the previous stage: :func:`snnhw.core.synapse.exact_input` (int64) or the
+    float forward of :func:`snnhw.core.synapse.trainable_input` (float32)."""
     if isinstance(layer, Dense):
+        w, conv = torch.as_tensor(np.asarray(layer.weight)), None
+    elif isinstance(layer, Conv):
         w = torch.as_tensor(np.asarray(layer.weight))
-        if exact:
-            acc = loihi.dense_accumulate(s.to(torch.int64), w.to(torch.int64), layer.weight_exp,
-                                         graded=layer.graded_input)
-        else:
-            acc = torch.matmul(s.to(torch.float32), w.to(torch.float32).t()) * 2.0 ** layer.weight_exp
-    elif isinstance(layer, (Conv, SumPool)):
-        c, h, wd = layer.input_shape
-        x = s.reshape(B * T, c, h, wd)
-        if isinstance(layer, Conv):
-            w = torch.as_tensor(np.asarray(layer.weight))
-            stride, padding, groups = layer.stride, layer.padding, 1
-        else:
-            w = torch.full((c, 1, *layer.kernel), float(layer.weight))
-            stride, padding, groups = layer.stride, (0, 0), c
-        bound = float(x.abs().max()) * float(w.abs().max()) * (w[0].numel()) if x.numel() else 0.0
-        dtype = torch.float32 if bound < 2 ** 24 else torch.float64
-        acc = F.conv2d(x.to(dtype), w.to(dtype), stride=stride, padding=padding, groups=groups)
-        acc = acc.reshape(B, T, -1)
-        if exact:
-            acc = loihi.i32(loihi.shift_floor(acc.round().to(torch.int64), layer.weight_exp))
-        else:
-            acc = acc.to(torch.float32) * 2.0 ** layer.weight_exp
+        conv = syn.ConvShape(layer.input_shape, layer.stride, layer.padding)
+    elif isinstance(layer, SumPool):
+        c = layer.input_shape[0]
+        w = syn.pool_kernel(c, layer.kernel, layer.weight)
+        conv = syn.ConvShape(layer.input_shape, layer.stride, (0, 0), groups=c)
     else:
         raise TypeError(f"layer {layer.name}: {type(layer).__name__} has no synapse")
-    return loihi.delay_one_step(acc, dim=1)
+    if exact:
+        graded = isinstance(layer, Dense) and layer.graded_input
+        w = w.to(torch.int64) if conv is None else w  # a conv sums in float, exactly (synapse.exact_sum)
+        return syn.exact_input(s.to(torch.int64), w, layer.weight_exp, conv, graded=graded)
+    return syn.trainable_input(s.to(torch.float32), w.to(torch.float32), layer.weight_exp, conv, quantized=False)
 
 
 def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool = False) -> SimResult:
@@ -91,7 +82,7 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
     exact = spec.quantized if exact is None else exact
     s = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if s.ndim != 3 or s.shape[2] != spec.n_in:
-        raise ValueError(f"inputs must be shaped [samples, steps, {spec.n_in}], got {tuple(s.shape)}")
+        raise InputError(f"inputs must be shaped [samples, steps, {spec.n_in}], got {tuple(s.shape)}")
     if not (isinstance(spec.layers[0], Dense) and spec.layers[0].graded_input):
         s = (s != 0).to(torch.int64)  # Lava's Dense reads binary spikes as bool
     layer_spikes, traces = [], [] if record else None

@@ -1,39 +1,121 @@
-"""CUBA LIF neuron over time: Loihi-exact integer forward, float twin, surrogate-gradient backward.
+"""CUBA LIF neuron over time: one step per arithmetic, one time loop, surrogate-gradient backward.
 
-Tensors are shaped ``[batch, time, neurons]`` and hold values in the chip's integer units (see
-:mod:`snnhw.loihi`): a synaptic input ``a`` of 1 adds 64 to ``u``; the threshold is ``vth_mant << 6``.
+Tensors are shaped ``[..., time, neurons]`` (usually ``[batch, time, neurons]``) and hold values in
+the chip's units (:mod:`snnhw.loihi`): a synaptic input ``a`` of 1 adds ``gain = 64`` to ``u``; the
+threshold is ``theta = vth_mant << 6``; decays in netx units (0..4096) give the per-step factors
+``alpha = 1 - i_decay / 4096`` (current) and ``beta = 1 - v_decay / 4096`` (voltage).
 
-* ``exact=True`` runs :func:`snnhw.loihi.lif_step` (rounding toward zero, 24-bit wrap of u,
-  saturation of v, strict threshold, hard reset) in int64 — bit-identical to Lava's fixed-point LIF.
-* ``exact=False`` is the float twin: the same equations in float32 without rounding, wrap or
-  saturation; decays and threshold may be non-integer; ``reset="subtract"`` is available there.
+Layout (Norse-style: parameters and state are NamedTuples, the steps are pure functions)
+-----------------------------------------------------------------------------------------
+* :class:`CubaParams`: one population in netx units (what a spec holds). :func:`exact_params` turns
+  it into :class:`ExactCuba` (chip integers), :func:`float_params` into :class:`FloatCuba` (float
+  factors). Every field of those two may be a tensor broadcastable to the state ``[..., N]``: one
+  threshold or decay per replica or per neuron.
+* :class:`CubaState`: ``u``, ``v`` and the previous step's spikes ``s``, each ``[..., N]``.
+* :func:`exact_step`: Lava's fixed-point LIF (``PyLifModelBitAcc``): :func:`snnhw.loihi.lif_integrate`
+  (rounding toward zero, 24-bit wrap of u, saturation of v) and :func:`snnhw.loihi.lif_fire` (strict
+  threshold, hard reset), int64 — bit-identical to Lava. :func:`float_step`: the same equations in
+  float without rounding, wrap or saturation. Both are ``(a_t, state, params) -> (s, v_pre, state)``::
 
-Only the neuron recurrence loops over time. An optional recurrent weight matrix (Lava's one-step
-delayed recurrent Dense) is applied inside the loop. The backward pass is BPTT through the linear
-CUBA filter with the chosen surrogate for dS/dv, straight-through for rounding, and the reset
-treated as a constant (its mask gates the voltage path).
+      u_t = alpha u_{t-1} + gain a_t
+      v_t = beta v_{t-1} + u_t + B            (B: the effective bias, state units)
+      S_t = [v_t > theta]                     (v_t here is v_pre, the tested membrane)
+
+* :func:`cuba_loop`: the one time loop. It runs either step over ``a`` [..., T, N] with an optional
+  recurrent input (:mod:`snnhw.core.synapse`: Lava's one-step delayed recurrent Dense) and returns a
+  :class:`CubaRun` (spikes, v_pre, and optionally the u/v traces).
+* :func:`cuba_lif` (autograd: training, :func:`snnhw.core.network.simulate`) and
+  :func:`cuba_lif_trace` (no gradients, traces) wrap the loop for a :class:`CubaParams` population.
+  The propagation study calls :func:`cuba_loop` with per-replica thresholds; a float reference with
+  its own coefficients (NIR) builds a :class:`FloatCuba` (float64 works: the loop keeps ``a``'s dtype).
+
+Reset conventions (the one place they are defined)
+--------------------------------------------------
+* ``"zero"`` — the chip's hard reset: at the spike step ``v <- 0`` (``FloatCuba.v_reset`` sets another
+  value, as a NIR LIF may). The only reset :func:`exact_step` has.
+* ``"subtract"`` — the float twin's soft reset: at the spike step ``v <- v - theta``, and the next step
+  decays the reduced value: ``v_{t+1} = beta (v_t - theta S_t) + u_{t+1} + B``.
+* ``"subtract-undecayed"`` — snnTorch ``Leaky(reset_mechanism="subtract")``: v is kept at the spike
+  step and theta comes off the *next* update, after the decay:
+  ``v_{t+1} = beta v_t + u_{t+1} + B - theta S_t`` (float only; the propagation study's float-soft).
+
+Backward (:func:`cuba_lif`): BPTT through the linear CUBA filter with the chosen surrogate for dS/dv,
+straight-through for rounding, and the reset treated as a constant (its mask gates the voltage path).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import torch
 
 from snnhw import loihi
+from snnhw.core import synapse
 from snnhw.core.surrogate import Surrogate
+from snnhw.errors import InputError
+
+RESETS = ("zero", "subtract", "subtract-undecayed")
+Scalar = Union[float, int, torch.Tensor]
 
 
 class CubaParams(NamedTuple):
     """Neuron parameters of one population, in netx units.
 
     ``i_decay``/``v_decay`` in [0, 4096] (factor (4096 - d)/4096 per step), ``vth_mant`` the threshold
-    mantissa (effective threshold ``vth_mant * 64``), ``reset`` "zero" (chip) or "subtract" (float only).
+    mantissa (effective threshold ``vth_mant * 64``; a tensor gives one per replica), ``reset`` "zero"
+    (chip) or "subtract" (float only).
     """
 
-    i_decay: float
-    v_decay: float
-    vth_mant: float
+    i_decay: Scalar
+    v_decay: Scalar
+    vth_mant: Scalar
     reset: str = "zero"
+
+
+class ExactCuba(NamedTuple):
+    """Chip integers for :func:`exact_step`: ``i_factor = 4096 - i_decay``, ``v_factor = 4096 - v_decay``,
+    ``vth = vth_mant << 6``, ``bias`` the effective bias B (int64 or 0); ``bounded`` allows
+    :func:`snnhw.loihi.lif_integrate`'s provably identical fast path."""
+
+    i_factor: Scalar
+    v_factor: Scalar
+    vth: Scalar
+    bias: Scalar = 0
+    bounded: bool = False
+
+
+class FloatCuba(NamedTuple):
+    """Float factors for :func:`float_step`: ``alpha``/``beta`` per step, ``theta`` in state units,
+    ``gain`` on the input, ``bias`` added to v (None: nothing), ``reset`` one of :data:`RESETS`;
+    ``v_gain`` (None: 1) multiplies u in the v update and ``v_reset`` (None: 0) is the value a "zero"
+    reset sets — both for float references with their own coefficients."""
+
+    alpha: Scalar
+    beta: Scalar
+    theta: Scalar
+    gain: Scalar = float(1 << loihi.ACT_SHIFT)
+    bias: Optional[torch.Tensor] = None
+    reset: str = "zero"
+    v_gain: Optional[Scalar] = None
+    v_reset: Optional[Scalar] = None
+
+
+class CubaState(NamedTuple):
+    """State after a step: current ``u``, voltage ``v`` (after the reset) and the spikes ``s``."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+    s: torch.Tensor
+
+
+class CubaRun(NamedTuple):
+    """What :func:`cuba_loop` returns, each [..., T, N]: spikes (bool exact, float otherwise), the
+    pre-reset voltage (float32 exact — |v| < 2**23 is exact there — else a's dtype; None unless asked)
+    and the u / post-reset v traces (None unless recorded)."""
+
+    s: torch.Tensor
+    v_pre: Optional[torch.Tensor]
+    u: Optional[torch.Tensor]
+    v: Optional[torch.Tensor]
 
 
 class CubaTrace(NamedTuple):
@@ -44,96 +126,118 @@ class CubaTrace(NamedTuple):
     v: torch.Tensor
 
 
-def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep_vpre: bool = True):
-    """Forward recurrence. Returns spikes, pre-reset voltages (for the surrogate; None unless
-    ``keep_vpre``) and optional traces."""
-    B, T, N = a.shape
-    if exact:
-        ai = a.to(torch.int64)
-        dev = a.device
-        b = torch.zeros(N, dtype=torch.int64, device=dev) if bias is None else bias.detach().to(torch.int64)
-        u = torch.zeros(B, N, dtype=torch.int64, device=dev)
-        v = torch.zeros(B, N, dtype=torch.int64, device=dev)
-        fi, fv = loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay)
-        vth = loihi.effective_threshold(p.vth_mant)
-        wr = None if w_rec is None else w_rec.detach().to(torch.int64)
-        s_all = torch.zeros(B, T, N, dtype=torch.bool, device=dev)
-        vpre_all = torch.zeros(B, T, N, dtype=torch.float32, device=dev) if keep_vpre else None
-        u_tr = torch.zeros(B, T, N, dtype=torch.int64, device=dev) if record else None
-        v_tr = torch.zeros(B, T, N, dtype=torch.int64, device=dev) if record else None
-        s_prev = None
-        # |a| bound over the run (feed-forward plus the largest possible recurrent sum) for the
-        # provably identical fast path of lif_integrate
-        amax = int(ai.abs().max()) if ai.numel() else 0
-        if wr is not None and wr.numel():
-            amax += int(loihi.shift_floor(wr.abs().sum(1).max(), max(rec_exp, 0)))
-        bmax = int(b.abs().max()) if b.numel() else 0
-        bounded = amax < loihi.BOUNDED_INPUT and bmax < loihi.BOUNDED_BIAS
-        for t in range(T):
-            at = ai[:, t]
-            if wr is not None and s_prev is not None:
-                at = loihi.sum_ports(at, loihi.dense_accumulate(s_prev.to(torch.int64), wr, rec_exp))
-            u, v = loihi.lif_integrate(at, u, v, fi, fv, b, bounded=bounded)
-            if keep_vpre:
-                vpre_all[:, t] = v.to(torch.float32)  # pre-reset voltage, for the surrogate
-            s, v = loihi.lif_fire(v, vth)
-            s_all[:, t] = s
-            if record:
-                u_tr[:, t], v_tr[:, t] = u, v
-            s_prev = s
-        trace = CubaTrace(s_all, u_tr, v_tr) if record else None
-        return s_all.to(a.dtype if a.is_floating_point() else torch.float32), vpre_all, trace
+def exact_params(p: CubaParams, a: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                 w_rec: Optional[torch.Tensor] = None, rec_exp: int = 0) -> ExactCuba:
+    """:class:`ExactCuba` for population ``p`` driven by the integer input ``a`` (and ``w_rec``): the
+    fast path is taken when |a| plus the largest recurrent sum stays below 2**18 and |B| below 2**29."""
+    b = 0 if bias is None else bias.detach().to(torch.int64)
+    amax = int(a.abs().max()) if a.numel() else 0
+    if w_rec is not None and w_rec.numel():
+        wr = w_rec.detach().to(torch.int64)
+        amax += int(loihi.shift_floor(wr.abs().sum(1).max(), max(rec_exp, 0)))
+    bmax = int(b.abs().max()) if isinstance(b, torch.Tensor) and b.numel() else 0
+    bounded = amax < loihi.BOUNDED_INPUT and bmax < loihi.BOUNDED_BIAS
+    return ExactCuba(loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay),
+                     loihi.effective_threshold(p.vth_mant), b, bounded)
 
-    # float twin
-    a = a.detach().to(torch.float32)
-    dev = a.device
-    b = torch.zeros(N, device=dev) if bias is None else bias.detach().to(torch.float32)
+
+def float_params(p: CubaParams, bias: Optional[torch.Tensor] = None) -> FloatCuba:
+    """:class:`FloatCuba` of population ``p`` (float32 factors as Python floats)."""
     alpha = 1.0 - float(p.i_decay) / loihi.DECAY_UNITY
     beta = 1.0 - float(p.v_decay) / loihi.DECAY_UNITY
-    vth = float(p.vth_mant) * (1 << loihi.VTH_SHIFT)
-    gain = float(1 << loihi.ACT_SHIFT)
-    wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** rec_exp)
-    u = torch.zeros(B, N, device=dev)
-    v = torch.zeros(B, N, device=dev)
-    s_all = torch.zeros(B, T, N, device=dev)
-    vpre_all = torch.zeros(B, T, N, device=dev)
-    u_tr = torch.zeros(B, T, N, device=dev) if record else None
-    v_tr = torch.zeros(B, T, N, device=dev) if record else None
-    s = None
-    for t in range(T):
-        at = a[:, t]
-        if wr is not None and s is not None:
-            at = at + s @ wr.t()
-        u = alpha * u + gain * at
-        v = beta * v + u + b
-        s = (v > vth).to(torch.float32)
-        vpre_all[:, t] = v
-        v = v - vth * s if p.reset == "subtract" else v * (1 - s)
-        s_all[:, t] = s
+    theta = float(p.vth_mant) * (1 << loihi.VTH_SHIFT)
+    b = None if bias is None else bias.detach().to(torch.float32)
+    return FloatCuba(alpha, beta, theta, bias=b, reset=p.reset)
+
+
+def exact_step(a: torch.Tensor, state: CubaState, p: ExactCuba):
+    """One step of Lava's fixed-point LIF on int64 tensors. Returns (spikes (bool), v_pre, state)."""
+    u, v = loihi.lif_integrate(a, state.u, state.v, p.i_factor, p.v_factor, p.bias, bounded=p.bounded)
+    s, v_post = loihi.lif_fire(v, p.vth)
+    return s, v, CubaState(u, v_post, s)
+
+
+def float_step(a: torch.Tensor, state: CubaState, p: FloatCuba):
+    """One float step (module docstring, reset per ``p.reset``). Returns (spikes (0/1 in v's dtype),
+    v_pre, state)."""
+    u = p.alpha * state.u + p.gain * a
+    v = p.beta * state.v + (u if p.v_gain is None else p.v_gain * u)
+    if p.bias is not None:
+        v = v + p.bias
+    if p.reset == "subtract-undecayed":
+        v = v - p.theta * state.s
+    s = (v > p.theta).to(v.dtype)
+    if p.reset == "zero":
+        v_post = v * (1 - s) if p.v_reset is None else torch.where(s > 0, p.v_reset, v)
+    elif p.reset == "subtract":
+        v_post = v - p.theta * s
+    else:
+        v_post = v
+    return s, v, CubaState(u, v_post, s)
+
+
+def cuba_loop(a: torch.Tensor, params: Union[ExactCuba, FloatCuba], *,
+              recurrent: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+              keep_vpre: bool = False, record: bool = False) -> CubaRun:
+    """Run :func:`exact_step` (``ExactCuba``; ``a`` int64) or :func:`float_step` (``FloatCuba``; state
+    in ``a``'s dtype) over the time axis -2 of ``a`` [..., T, N], from rest, on ``a``'s device.
+
+    ``recurrent(a_t, s_prev)`` (from step 1 on) adds the previous step's spikes through a recurrent
+    synapse (:func:`snnhw.core.synapse.recurrent_exact` / :func:`~snnhw.core.synapse.recurrent_float`).
+    """
+    exact = isinstance(params, ExactCuba)
+    step = exact_step if exact else float_step
+    dev = a.device
+    zeros = torch.zeros(a.shape[:-2] + a.shape[-1:], dtype=a.dtype, device=dev)
+    state = CubaState(zeros, zeros, zeros.to(torch.bool) if exact else zeros)
+    s_all = torch.zeros(a.shape, dtype=state.s.dtype, device=dev)
+    vpre_all = torch.zeros(a.shape, dtype=torch.float32 if exact else a.dtype, device=dev) if keep_vpre else None
+    u_all = torch.zeros(a.shape, dtype=a.dtype, device=dev) if record else None
+    v_all = torch.zeros(a.shape, dtype=a.dtype, device=dev) if record else None
+    for t in range(a.shape[-2]):
+        at = a[..., t, :]
+        if recurrent is not None and t > 0:
+            at = recurrent(at, state.s)
+        s, v_pre, state = step(at, state, params)
+        s_all[..., t, :] = s
+        if keep_vpre:
+            vpre_all[..., t, :] = v_pre
         if record:
-            u_tr[:, t], v_tr[:, t] = u, v
-    trace = CubaTrace(s_all, u_tr, v_tr) if record else None
-    return s_all, vpre_all, trace
+            u_all[..., t, :], v_all[..., t, :] = state.u, state.v
+    return CubaRun(s_all, vpre_all, u_all, v_all)
+
+
+def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep_vpre: bool) -> CubaRun:
+    """The loop for population ``p`` on synaptic input ``a`` [B, T, N]; spikes come back as float
+    (``a``'s dtype if floating, else float32) unless ``record`` (bool exact, as Lava's Monitor)."""
+    if exact:
+        ai = a.to(torch.int64)
+        rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
+        run = cuba_loop(ai, exact_params(p, ai, bias, w_rec, rec_exp), recurrent=rec, keep_vpre=keep_vpre,
+                        record=record)
+        return run if record else run._replace(s=run.s.to(a.dtype if a.is_floating_point() else torch.float32))
+    rec = None if w_rec is None else synapse.recurrent_float(w_rec, rec_exp)
+    return cuba_loop(a.detach().to(torch.float32), float_params(p, bias), recurrent=rec, keep_vpre=keep_vpre,
+                     record=record)
 
 
 class _CubaLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
         need_grad = any(ctx.needs_input_grad[:3])
-        s, vpre, _ = _run(a, bias, w_rec, rec_exp, p, exact, record=False, keep_vpre=need_grad)
-        ctx.save_for_backward(s, vpre, w_rec)
+        run = _run(a, bias, w_rec, rec_exp, p, exact, record=False, keep_vpre=need_grad)
+        ctx.save_for_backward(run.s, run.v_pre, w_rec)
         ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
         ctx.has_bias = bias is not None
-        return s
+        return run.s
 
     @staticmethod
     def backward(ctx, grad_s):
         s, vpre, w_rec = ctx.saved_tensors
         p: CubaParams = ctx.p
-        alpha = 1.0 - float(p.i_decay) / loihi.DECAY_UNITY
-        beta = 1.0 - float(p.v_decay) / loihi.DECAY_UNITY
-        theta = max(float(p.vth_mant) * (1 << loihi.VTH_SHIFT), 1.0)
-        gain = float(1 << loihi.ACT_SHIFT)
+        f = float_params(p)
+        alpha, beta, gain = f.alpha, f.beta, f.gain
+        theta = max(f.theta, 1.0)
         sg = ctx.surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
         keep = torch.ones_like(s) if p.reset == "subtract" else 1.0 - s
         B, T, N = s.shape
@@ -160,6 +264,13 @@ class _CubaLIF(torch.autograd.Function):
         return ga, (gbias if ctx.has_bias else None), g_wrec, None, None, None, None
 
 
+def _check_reset(params: CubaParams, exact: bool) -> None:
+    if params.reset not in ("zero", "subtract"):
+        raise InputError(f"reset must be 'zero' or 'subtract', not '{params.reset}'")
+    if exact and params.reset != "zero":
+        raise InputError("the Loihi-exact neuron resets v to 0; subtractive reset exists only in float")
+
+
 def cuba_lif(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Tensor] = None, *,
              w_rec: Optional[torch.Tensor] = None, rec_exp: int = 0, exact: bool = True,
              surrogate: Surrogate = Surrogate()) -> torch.Tensor:
@@ -168,12 +279,10 @@ def cuba_lif(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Tensor] =
     ``a`` is what the neuron receives at each step (already delayed by the Dense pipeline), in weight
     units; ``bias`` is the effective bias ``B`` added to v every step (state units); ``w_rec`` an
     optional recurrent weight matrix [N, N] (effective mantissas, applied with ``rec_exp`` and a
-    one-step delay). Differentiable in ``a``, ``bias`` and ``w_rec``.
+    one-step delay). ``exact``: :func:`exact_step` (reset "zero" only), else :func:`float_step` in
+    float32. Differentiable in ``a``, ``bias`` and ``w_rec``.
     """
-    if params.reset not in ("zero", "subtract"):
-        raise ValueError(f"reset must be 'zero' or 'subtract', not '{params.reset}'")
-    if exact and params.reset != "zero":
-        raise ValueError("the Loihi-exact neuron resets v to 0; subtractive reset exists only in float")
+    _check_reset(params, exact)
     return _CubaLIF.apply(a, bias, w_rec, params, int(rec_exp), bool(exact), surrogate)
 
 
@@ -182,8 +291,9 @@ def cuba_lif_trace(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Ten
                    exact: bool = True) -> CubaTrace:
     """Like :func:`cuba_lif` without gradients, returning spikes and the u, v traces per step.
 
-    The v trace is the post-reset value (0 at spike steps), as Lava's Monitor reads it.
+    The v trace is the post-reset value (0 at spike steps), as Lava's Monitor reads it. Exact: spikes
+    bool, u/v int64 (always the chip's hard reset); float: float32, any reset of :data:`RESETS`.
     """
     with torch.no_grad():
-        _, _, trace = _run(a, bias, w_rec, int(rec_exp), params, exact, record=True, keep_vpre=False)
-    return trace
+        run = _run(a, bias, w_rec, int(rec_exp), params, exact, record=True, keep_vpre=False)
+    return CubaTrace(run.s, run.u, run.v)

@@ -26,9 +26,19 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
-from snnhw.errors import MissingFileError
+
+from snnhw.errors import FileFormatError, InputError, MissingFileError
 
 DATASETS = ("digits", "mnist1d", "mnist", "fmnist", "nmnist", "shd")
+EVENT_DATASETS = ("nmnist", "shd")  # the datasets of event frames (recipe encoding "events")
+
+DIGITS_MAX = 16.0  # scikit-learn's 8x8 digits hold pixel counts 0..16
+PIXEL_MAX = float(np.iinfo(np.uint8).max)  # torchvision's MNIST / FashionMNIST hold uint8 pixels (0..255)
+NMNIST_SIDE = 34  # N-MNIST's sensor is 34 x 34 pixels, two polarities
+SHD_CHANNELS = 700  # SHD's cochlea model has 700 channels
+NMNIST_DURATION_S = 0.3  # default binned window: an N-MNIST recording lasts ~300 ms (three saccades)
+SHD_DURATION_S = 1.0  # default binned window: SHD's spoken digits last up to ~1 s
+MNIST1D_SEED = 42  # mnist1d's own default generator seed: split_seed 0 gives mnist1d's default dataset
 
 
 class DatasetMissing(MissingFileError):
@@ -68,7 +78,7 @@ def load_digits(split_seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     from sklearn.datasets import load_digits as _ld
 
     d = _ld()
-    x = (d.data / 16.0).astype(np.float32)
+    x = (d.data / DIGITS_MAX).astype(np.float32)
     y = d.target.astype(np.int64)
     xtr, ytr, xte, yte = _split(x, y, test_fraction, split_seed)
     return Dataset("digits", xtr, ytr, xte, yte, 10, "static", (1, 8, 8))
@@ -78,7 +88,7 @@ def load_mnist1d(split_seed: int = 0) -> Dataset:
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    args.seed = 42 + int(split_seed)  # mnist1d's own default is 42
+    args.seed = MNIST1D_SEED + int(split_seed)
     d = make_dataset(args)
     xtr, xte = np.asarray(d["x"], dtype=np.float64), np.asarray(d["x_test"], dtype=np.float64)
     lo, hi = np.percentile(xtr, 1), np.percentile(xtr, 99)
@@ -105,7 +115,7 @@ def load_torchvision(name: str, data_dir: str) -> Dataset:
     cls = getattr(torchvision.datasets, cls_name)
     tr = cls(data_dir, train=True, download=False)
     te = cls(data_dir, train=False, download=False)
-    f = lambda d: (d.data.numpy().reshape(len(d.data), -1) / 255.0).astype(np.float32)  # noqa: E731
+    f = lambda d: (d.data.numpy().reshape(len(d.data), -1) / PIXEL_MAX).astype(np.float32)  # noqa: E731
     return Dataset(name, f(tr), tr.targets.numpy().astype(np.int64), f(te),
                    te.targets.numpy().astype(np.int64), 10, "static", (1, 28, 28))
 
@@ -119,7 +129,8 @@ def _frames(t_us: np.ndarray, ch: np.ndarray, n_ch: int, steps: int, duration_us
     return out
 
 
-def load_nmnist(data_dir: str, steps: int, duration_s: float = 0.3, max_samples: Optional[int] = None) -> Dataset:
+def load_nmnist(data_dir: str, steps: int, duration_s: float = NMNIST_DURATION_S,
+                max_samples: Optional[int] = None) -> Dataset:
     """N-MNIST from ``<data_dir>/NMNIST/{Train,Test}/<digit>/*.bin`` (the extracted archives tonic
     downloads), read with ``tonic.io.read_mnist_file`` and binned into ``steps`` frames."""
     from tonic.io import read_mnist_file
@@ -139,19 +150,35 @@ def load_nmnist(data_dir: str, steps: int, duration_s: float = 0.3, max_samples:
         xs, ys = [], []
         for fpath in files:
             ev = read_mnist_file(fpath, dtype=dtype)
-            ch = ev["p"] * 34 * 34 + ev["y"] * 34 + ev["x"]
-            xs.append(_frames(ev["t"], ch, 2 * 34 * 34, steps, duration_s * 1e6))
+            ch = (ev["p"] * NMNIST_SIDE + ev["y"]) * NMNIST_SIDE + ev["x"]
+            xs.append(_frames(ev["t"], ch, 2 * NMNIST_SIDE * NMNIST_SIDE, steps, duration_s * 1e6))
             ys.append(int(os.path.basename(os.path.dirname(fpath))))
         parts.append((np.stack(xs), np.asarray(ys, np.int64)))
     (xtr, ytr), (xte, yte) = parts
-    return Dataset("nmnist", xtr, ytr, xte, yte, 10, "events", (2, 34, 34))
+    return Dataset("nmnist", xtr, ytr, xte, yte, 10, "events", (2, NMNIST_SIDE, NMNIST_SIDE))
 
 
-def load_shd(data_dir: str, steps: int, duration_s: float = 1.0, max_samples: Optional[int] = None) -> Dataset:
-    """SHD from ``<data_dir>/SHD/shd_{train,test}.h5`` (Zenke lab's files, as tonic stores them):
-    ``spikes/times`` (s), ``spikes/units`` (0..699) and ``labels`` (0..19)."""
+def _read_shd_file(path: str, steps: int, duration_s: float, max_samples: Optional[int]):
+    """(frames [N, steps, 700], labels [N]) of one SHD file; a file without SHD's layout is a
+    :class:`~snnhw.errors.FileFormatError`."""
     import h5py
 
+    try:
+        with h5py.File(path, "r") as f:
+            n = len(f["labels"]) if not max_samples else min(max_samples, len(f["labels"]))
+            xs = [_frames(np.asarray(f["spikes/times"][i]) * 1e6, np.asarray(f["spikes/units"][i]).astype(np.int64),
+                          SHD_CHANNELS, steps, duration_s * 1e6) for i in range(n)]
+            ys = np.asarray(f["labels"][:n], dtype=np.int64)
+    except (OSError, KeyError) as e:  # h5py: not an HDF5 file / a dataset missing
+        raise FileFormatError(f"{path} is not an SHD file (needs spikes/times, spikes/units, labels): "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return np.stack(xs), ys
+
+
+def load_shd(data_dir: str, steps: int, duration_s: float = SHD_DURATION_S,
+             max_samples: Optional[int] = None) -> Dataset:
+    """SHD from ``<data_dir>/SHD/shd_{train,test}.h5`` (Zenke lab's files, as tonic stores them):
+    ``spikes/times`` (s), ``spikes/units`` (0..699) and ``labels`` (0..19)."""
     root = os.path.join(data_dir, "SHD")
     parts = []
     for split in ("train", "test"):
@@ -160,14 +187,9 @@ def load_shd(data_dir: str, steps: int, duration_s: float = 1.0, max_samples: Op
             raise DatasetMissing(
                 f"SHD not found: expected {path} (download shd_train.h5.zip and shd_test.h5.zip from "
                 f"https://zenkelab.org/datasets/ and unzip them into {root}, or run tonic.datasets.SHD('{data_dir}'))")
-        with h5py.File(path, "r") as f:
-            n = len(f["labels"]) if not max_samples else min(max_samples, len(f["labels"]))
-            xs = [_frames(np.asarray(f["spikes/times"][i]) * 1e6, np.asarray(f["spikes/units"][i]).astype(np.int64),
-                          700, steps, duration_s * 1e6) for i in range(n)]
-            ys = np.asarray(f["labels"][:n], dtype=np.int64)
-        parts.append((np.stack(xs), ys))
+        parts.append(_read_shd_file(path, steps, duration_s, max_samples))
     (xtr, ytr), (xte, yte) = parts
-    return Dataset("shd", xtr, ytr, xte, yte, 20, "events", (700,))
+    return Dataset("shd", xtr, ytr, xte, yte, 20, "events", (SHD_CHANNELS,))
 
 
 def load_dataset(name: str, *, data_dir: str = "data", steps: int = 16, split_seed: int = 0,
@@ -180,7 +202,7 @@ def load_dataset(name: str, *, data_dir: str = "data", steps: int = 16, split_se
     if name in _TV:
         return load_torchvision(name, data_dir)
     if name == "nmnist":
-        return load_nmnist(data_dir, steps, duration_s or 0.3, max_samples)
+        return load_nmnist(data_dir, steps, duration_s or NMNIST_DURATION_S, max_samples)
     if name == "shd":
-        return load_shd(data_dir, steps, duration_s or 1.0, max_samples)
-    raise ValueError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
+        return load_shd(data_dir, steps, duration_s or SHD_DURATION_S, max_samples)
+    raise InputError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")

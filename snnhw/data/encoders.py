@@ -7,7 +7,8 @@ process and epoch; the verification inputs written to a run directory are exactl
 * ``regular``  — static features in [0, 1]: a deterministic rate code. Channel value ``p`` spikes at
   step t iff ``floor((t + 1) p + 1/2) > floor(t p + 1/2)``, i.e. round(T p) spikes, evenly spaced.
 * ``rate``     — static features in [0, 1]: Bernoulli(p) per step (Poisson-like), seeded per sample.
-* ``latency``  — static features in [0, 1]: one spike at step ``round((1 - p) (T - 1))`` if ``p > 0.1``.
+* ``latency``  — static features in [0, 1]: one spike at step ``round((1 - p) (T - 1))`` if ``p >``
+  :data:`LATENCY_MIN` (0.1).
 * ``thermometer`` — series [samples, L] (e.g. mnist1d): step t carries series value ``x[t * L // T]``
   as ``levels`` binary channels; channel k is on iff the value exceeds level k (levels evenly spaced
   between ``lo`` and ``hi``).
@@ -25,7 +26,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from snnhw.errors import InputError
+
 ENCODINGS = ("regular", "rate", "latency", "thermometer", "events")
+LATENCY_MIN = 0.1  # latency code: features at or below this value send no spike
 
 
 @dataclass
@@ -48,9 +52,9 @@ class Encoder:
 
     def __post_init__(self):
         if self.name not in ENCODINGS:
-            raise ValueError(f"unknown encoding '{self.name}'; choose one of {', '.join(ENCODINGS)}")
+            raise InputError(f"unknown encoding '{self.name}'; choose one of {', '.join(ENCODINGS)}")
         if int(self.steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+            raise InputError(f"steps must be >= 1, got {self.steps}")
 
     def channels(self, n_features: int) -> int:
         return n_features * self.levels if self.name == "thermometer" else n_features
@@ -66,9 +70,9 @@ class Encoder:
         T = int(self.steps)
         if self.name == "events":
             if x.ndim != 3:
-                raise ValueError(f"event frames must be [samples, steps, channels], got {x.shape}")
+                raise InputError(f"event frames must be [samples, steps, channels], got {x.shape}")
             if x.shape[1] != T:
-                raise ValueError(f"event frames have {x.shape[1]} steps, the recipe says {T}")
+                raise InputError(f"event frames have {x.shape[1]} steps, the recipe says {T}")
             return torch.as_tensor(x > 0, dtype=torch.float32)
         x = x.reshape(x.shape[0], -1).astype(np.float64)
         if self.name == "thermometer":
@@ -85,7 +89,7 @@ class Encoder:
         if self.name == "latency":
             s = np.zeros((x.shape[0], T, x.shape[1]), dtype=bool)
             when = np.rint((1.0 - p) * (T - 1)).astype(np.int64)
-            n_idx, c_idx = np.nonzero(p > 0.1)
+            n_idx, c_idx = np.nonzero(p > LATENCY_MIN)
             s[n_idx, when[n_idx, c_idx], c_idx] = True
             return torch.as_tensor(s, dtype=torch.float32)
         # rate

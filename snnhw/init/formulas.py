@@ -26,21 +26,25 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from snnhw.errors import InputError
 from snnhw.init import kernels
+
+# numpy 2 removed np.trapz in favour of np.trapezoid (same trapezoid rule, same result)
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz
 
 
 def _check_n(n, name="fan_in") -> int:
     if n is None:
-        raise ValueError(f"{name} is required")
+        raise InputError(f"{name} is required")
     if isinstance(n, bool) or int(n) != n or int(n) <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {n}")
+        raise InputError(f"{name} must be a positive integer, got {n}")
     return int(n)
 
 
 def check_threshold(theta) -> float:
     theta = float(theta)
     if not math.isfinite(theta) or theta < 0:
-        raise ValueError(f"threshold must be >= 0, got {theta}")
+        raise InputError(f"threshold must be >= 0, got {theta}")
     return theta
 
 
@@ -62,7 +66,7 @@ def bellec(n: int) -> Tuple[float, float, str]:
 
 def zenke(n: int, beta: float) -> Tuple[float, float, str]:
     if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must lie in [0, 1], got {beta}")
+        raise InputError(f"beta must lie in [0, 1], got {beta}")
     return 0.0, 7.0 * (1.0 - beta) / math.sqrt(_check_n(n)), "normal"
 
 
@@ -76,7 +80,7 @@ def ikun_beta(sg: Optional[Callable] = None, points: int = 20001) -> float:
         import torch
         y = np.asarray(torch.as_tensor(sg(torch.as_tensor(x))).detach().cpu().numpy(), dtype=np.float64)
         y = y / y.max()  # unit peak, as IKUN's SG
-    return float(1.0 / np.trapz(y, x) * 2.0)
+    return float(1.0 / _trapezoid(y, x) * 2.0)
 
 
 def ikun(n: int, sg: Optional[Callable] = None) -> Tuple[float, float, str]:
@@ -116,7 +120,7 @@ def micheli(n: int, theta: float, sigma_u: float = 1.0, variant: str = "paper", 
     n = _check_n(n)
     theta = check_threshold(theta)
     if sigma_u <= 0:
-        raise ValueError(f"sigma_u must be > 0, got {sigma_u}")
+        raise InputError(f"sigma_u must be > 0, got {sigma_u}")
     if variant == "paper":
         p = micheli_tail(theta, sigma_u)
         return 0.0, sigma_u / math.sqrt(n * p), "normal"
@@ -129,7 +133,7 @@ def micheli(n: int, theta: float, sigma_u: float = 1.0, variant: str = "paper", 
         expected = kernels.norm_pdf(z) / p
         var = (1.0 - beta ** 2 - z ** 2 * p * (1.0 - p) + 2.0 * beta * z * expected) / (n * p)
         return 0.0, sigma_u * math.sqrt(max(var, 0.0)), "normal"
-    raise ValueError(f"unknown micheli variant '{variant}'; choose paper, finite-size or soft-reset")
+    raise InputError(f"unknown micheli variant '{variant}'; choose paper, finite-size or soft-reset")
 
 
 def fdi(n: int, theta: float, nu: float, eps_bar: float, eps_hat: float, *, mu_u: float = 0.0,
@@ -146,19 +150,19 @@ def fdi(n: int, theta: float, nu: float, eps_bar: float, eps_hat: float, *, mu_u
     n = _check_n(n)
     theta = check_threshold(theta)
     if nu <= 0 or eps_bar <= 0 or eps_hat <= 0:
-        raise ValueError(f"fdi needs nu, eps_bar, eps_hat > 0 (got {nu}, {eps_bar}, {eps_hat})")
+        raise InputError(f"fdi needs nu, eps_bar, eps_hat > 0 (got {nu}, {eps_bar}, {eps_hat})")
     if not 0 < scale <= 1:
-        raise ValueError(f"fdi variance share must lie in (0, 1], got {scale}")
+        raise InputError(f"fdi variance share must lie in (0, 1], got {scale}")
     if xi is None:
         if sigma_u <= 0:
-            raise ValueError(f"sigma_u must be > 0, got {sigma_u}")
+            raise InputError(f"sigma_u must be > 0, got {sigma_u}")
         sigma_target = sigma_u * (theta if theta > 0 else 1.0)
     else:
         if xi <= 0:
-            raise ValueError(f"xi must be > 0, got {xi}")
+            raise InputError(f"xi must be > 0, got {xi}")
         sigma_target = (theta - mu_u) / xi
     mu_w = mu_u / (n * nu * eps_bar)
     var = scale * sigma_target ** 2 / (n * nu * eps_hat) - mu_w ** 2
     if var < 0:
-        raise ValueError("fdi: the target mean leaves no room for variance (sigma_w^2 < 0); lower mu_u")
+        raise InputError("fdi: the target mean leaves no room for variance (sigma_w^2 < 0); lower mu_u")
     return mu_w, math.sqrt(var), "normal"

@@ -29,8 +29,11 @@ import math
 from typing import Optional
 
 import numpy as np
+import torch
 
 from snnhw import loihi
+from snnhw.core import neuron
+from snnhw.errors import InputError
 
 
 def check_decay(name: str, d) -> float:
@@ -38,9 +41,9 @@ def check_decay(name: str, d) -> float:
     try:
         val = float(d)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in 0..4096, got {d!r}") from None
+        raise InputError(f"{name} must be a number in 0..4096, got {d!r}") from None
     if not math.isfinite(val) or val < 0 or val > loihi.DECAY_UNITY:
-        raise ValueError(f"{name} = {d} is outside the legal range 0..4096 (netx units)")
+        raise InputError(f"{name} = {d} is outside the legal range 0..4096 (netx units)")
     return val
 
 
@@ -52,14 +55,14 @@ def decay_to_factor(d: float) -> float:
 def factor_to_decay(f: float) -> float:
     """netx-unit decay for a per-step multiplier ``f`` in [0, 1]."""
     if not 0.0 <= f <= 1.0:
-        raise ValueError(f"decay factor {f} must lie in [0, 1]")
+        raise InputError(f"decay factor {f} must lie in [0, 1]")
     return (1.0 - f) * loihi.DECAY_UNITY
 
 
 def tau_to_factor(tau: float, dt: float) -> float:
     """``exp(-dt / tau)`` (tau, dt in the same unit, e.g. seconds)."""
     if tau <= 0 or dt <= 0:
-        raise ValueError(f"time constants must be > 0 (tau={tau}, dt={dt})")
+        raise InputError(f"time constants must be > 0 (tau={tau}, dt={dt})")
     return math.exp(-dt / tau)
 
 
@@ -105,9 +108,9 @@ def stork_eps(tau_mem: float, tau_syn: float, dt: float, mode: str = "numerical"
     (c = 1, no ``1 - beta`` input factor).
     """
     if mode not in ("numerical", "analytic"):
-        raise ValueError(f"unknown FDI kernel mode '{mode}'; choose numerical or analytic")
+        raise InputError(f"unknown FDI kernel mode '{mode}'; choose numerical or analytic")
     if normalization not in ("stork", "cuba"):
-        raise ValueError(f"unknown kernel normalization '{normalization}'; choose stork or cuba")
+        raise InputError(f"unknown kernel normalization '{normalization}'; choose stork or cuba")
     a, b = tau_to_factor(tau_syn, dt), tau_to_factor(tau_mem, dt)
     if mode == "numerical":
         c = (1.0 - b) if normalization == "stork" else 1.0
@@ -119,27 +122,17 @@ def stork_eps(tau_mem: float, tau_syn: float, dt: float, mode: str = "numerical"
     return eb, eh
 
 
-def norm_sf(z):
-    """Standard normal tail ``P(Z > z)``."""
+def norm_sf(z: float) -> float:
+    """Standard normal tail ``P(Z > z)`` as ``0.5 erfc(z / sqrt 2)``.
+
+    Kept instead of ``scipy.special.ndtr(-z)``: ndtr differs in the last bit for ~45 % of arguments,
+    which would move micheli's init (and the propagation study's fixed points)."""
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def norm_pdf(z):
+def norm_pdf(z: float) -> float:
+    """Standard normal density ``exp(-z**2 / 2) / sqrt(2 pi)``."""
     return math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-
-
-def norm_isf(p: float) -> float:
-    """Inverse of :func:`norm_sf` (bisection; p in (0, 1))."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"probability {p} must lie in (0, 1)")
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if norm_sf(mid) > p:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def reset_gain(beta: float, reset: str) -> float:
@@ -147,7 +140,7 @@ def reset_gain(beta: float, reset: str) -> float:
     per unit of removed charge: the reset happens after the test at step t, so its effect on the next
     tests is ``beta + beta**2 + ... = beta / (1 - beta)`` (Lava order: decay, integrate, test, reset)."""
     if reset not in ("zero", "subtract"):
-        raise ValueError(f"reset must be 'zero' or 'subtract', not '{reset}'")
+        raise InputError(f"reset must be 'zero' or 'subtract', not '{reset}'")
     if beta >= 1.0:
         return math.inf
     return beta / (1.0 - beta)
@@ -170,15 +163,22 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
     """Firing rate (spikes/step) of a float CUBA LIF driven by white Gaussian input ``x_t ~ N(m, sigma_x**2)``
     per step (weight units), for each mean in ``m``: ``i = alpha i + x; v = beta v + i``; spike iff
     ``v > theta``; then ``v = 0`` (``zero``), ``v -= theta`` (``subtract``, the spec's float twin) or
-    ``v_{t+1} = beta v_t + i - theta`` (``subtract-undecayed``, snnTorch's Leaky). Evaluated on a seeded ensemble
-    (``MC_REPLICAS`` neurons per mean, ``MC_STEPS`` steps after a burn-in of 5 time constants), with
-    common random numbers so the result is a deterministic, smooth function of its arguments.
-    ``steps`` = T: the rate over the first T steps from rest (a short-sequence network) instead of the
-    stationary rate; the ensemble is enlarged to keep about ``MC_REPLICAS * MC_STEPS`` samples per mean.
+    theta comes off the next update undecayed (``subtract-undecayed``, snnTorch's Leaky). Evaluated on a
+    seeded ensemble (``MC_REPLICAS`` neurons per mean, ``MC_STEPS`` steps after a burn-in of 5 time
+    constants), with common random numbers so the result is a deterministic, smooth function of its
+    arguments. ``steps`` = T: the rate over the first T steps from rest (a short-sequence network) instead
+    of the stationary rate; the ensemble is enlarged to keep about ``MC_REPLICAS * MC_STEPS`` samples per
+    mean.
+
+    The neuron is the core's one CUBA loop (:func:`snnhw.core.neuron.cuba_loop` with :func:`float_step`)
+    in float64 with ``gain = 1`` (weight units): the same operations in the same order as the numpy
+    ensemble this replaced, so the design ratios (and the hardware init) are bit-identical.
 
     This is the one numerical piece of the hardware-aware init: the stationary rate of a discrete-time
     CUBA neuron with hard reset has no closed form (init_methods.md §4e).
     """
+    if reset not in neuron.RESETS:
+        raise InputError(f"reset must be one of {', '.join(neuron.RESETS)}, not '{reset}'")
     m = np.asarray(m, dtype=np.float64)
     if steps is None:
         tau = 1.0 / max(1.0 - max(alpha, beta), 1e-3)
@@ -186,28 +186,14 @@ def ensemble_rates(m: np.ndarray, sigma_x: float, theta: float, alpha: float, be
     else:
         steps = int(steps)
         if steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps}")
+            raise InputError(f"steps must be a positive integer, got {steps}")
         burn, meas = 0, steps
         reps = MC_REPLICAS * max(1, MC_STEPS // steps)
-    shape = (m.size, reps)
-    noise = _noise(burn + meas, m.size, seed, reps)
-    i = np.zeros(shape)
-    v = np.zeros(shape)
-    count = np.zeros(shape)
-    mm = m.reshape(-1, 1)
-    for t in range(burn + meas):
-        x = mm + sigma_x * noise[t]
-        i = alpha * i + x
-        v = beta * v + i
-        spk = v > theta
-        if reset == "zero":
-            v = np.where(spk, 0.0, v)
-        elif reset == "subtract":
-            v = v - theta * spk
-        else:  # "subtract-undecayed" (snnTorch Leaky): theta comes off the next update, not decayed
-            v = v - (theta / beta if beta > 0 else theta) * spk
-        if t >= burn:
-            count += spk
+    noise = _noise(burn + meas, m.size, seed, reps)  # [time, means, replicas]
+    x = m.reshape(1, -1, 1) + sigma_x * noise
+    a = torch.from_numpy(x.reshape(burn + meas, m.size * reps))  # [time, neurons], float64
+    run = neuron.cuba_loop(a, neuron.FloatCuba(alpha, beta, theta, gain=1.0, reset=reset))
+    count = run.s[burn:].sum(dim=0).numpy().reshape(m.size, reps)
     return (count / meas).mean(axis=1).reshape(m.shape)
 
 
@@ -244,11 +230,11 @@ def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float,
     """sigma_w / theta (zero-mean weights) for which :func:`predict_population` gives ``target``.
 
     ``share`` < 1 (recurrent layers): this connection carries that share of the input variance; the
-    rest is assumed to come from the other afferent with the same statistics. Raises ValueError when
+    rest is assumed to come from the other afferent with the same statistics. Raises InputError when
     no weight scale reaches the target under this model.
     """
     if not 0.0 < target < 1.0:
-        raise ValueError(f"target rate must lie in (0, 1) spikes per step, got {target}")
+        raise InputError(f"target rate must lie in (0, 1) spikes per step, got {target}")
 
     def rate(rho):
         return predict_population(n, 0.0, rho / math.sqrt(share), r_in, m2_in, 1.0, alpha, beta, reset,
@@ -258,10 +244,11 @@ def design_ratio(n: int, target: float, r_in: float, m2_in: float, alpha: float,
     rho0 = 1.0 / math.sqrt(n * max(r_in, 1e-9) * (k2 if math.isfinite(k2) else 1e6))  # free sigma_V = theta
     lo, hi = rho0 / 64.0, rho0 * 64.0
     if rate(hi) < target:
-        raise ValueError(f"no weight scale reaches a rate of {target} spikes/step for this neuron "
+        raise InputError(f"no weight scale reaches a rate of {target} spikes/step for this neuron "
                          f"(alpha={alpha:.4g}, beta={beta:.4g}, reset={reset}); lower target_rate")
     if rate(lo) > target:
         return lo
+    # bisection kept: scipy's brentq lands on a different float, which moves the exponents/thresholds
     for _ in range(16):
         mid = math.sqrt(lo * hi)
         if rate(mid) < target:

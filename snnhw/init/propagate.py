@@ -6,19 +6,20 @@ per neuron, sample and step, so it spikes with probability ``P = P(N(0,1) > thet
 input model: layer 1 then sees ``Var[u_1] = n Var[w] P``). There is no pipeline delay between layers:
 layer l at step t sees layer l-1's spikes of step t.
 
-Semantics (``semantics``):
+Every neuron runs through the core's one CUBA time loop, :func:`snnhw.core.neuron.cuba_loop`, batched
+over the repeats (one threshold per repeat where the calibration gives one). Semantics (``semantics``):
 
-* ``float-soft``: snnTorch ``Leaky`` with optional synaptic filter, float32:
+* ``float-soft``: snnTorch ``Leaky`` with optional synaptic filter, float32, reset "subtract-undecayed":
   ``i_t = alpha i_{t-1} + W s_t``; ``u_t = beta u_{t-1} + i_t - theta S_{t-1}``; ``S_t = [u_t > theta]``.
-* ``float-hard``: the same with reset to zero: ``u_t = beta u_{t-1} (1 - S_{t-1}) + i_t``.
+* ``float-hard``: the same with reset "zero": ``u_t = beta u_{t-1} (1 - S_{t-1}) + i_t``.
 * ``loihi2``: the chip. Weights are legal 8-bit mantissas with the init's ``weight_exp``/``vth_mant``;
-  the synapse is :func:`snnhw.loihi.dense_accumulate` and the neuron :func:`snnhw.core.neuron.cuba_lif_trace`
-  (exact integer CUBA LIF, hard reset) with ``i_decay``/``v_decay`` in netx units (defaults 4096 / 2048:
-  no synaptic filter, beta = 0.5). Lava's one-step Dense delay per layer is factored out: layer l's T
-  steps are the T steps after its input arrives, which is exact because a layer that has received
-  nothing stays at zero state (``tests/test_propagate.py`` checks it against ``simulate``). Float
-  formulas (micheli, fdi, baselines) are evaluated at theta = vth_mant / 64 with ``vth_mant =
-  round(64 theta)`` and ``weight_exp = 0``, then rounded — not rescued.
+  the synapse is :func:`snnhw.loihi.dense_accumulate` and the neuron the exact integer CUBA LIF (hard
+  reset) with ``i_decay``/``v_decay`` in netx units (defaults 4096 / 2048: no synaptic filter, beta =
+  0.5). Lava's one-step Dense delay per layer is factored out: layer l's T steps are the T steps after
+  its input arrives, which is exact because a layer that has received nothing stays at zero state
+  (``tests/test_propagate.py`` checks it against ``simulate``). Float formulas (micheli, fdi,
+  baselines) are evaluated at theta = vth_mant / 64 with ``vth_mant = round(64 theta)`` and
+  ``weight_exp = 0``, then rounded — not rescued.
 
 Recorded per layer, step and repeat: ``var_u`` the variance over neurons and samples of the tested
 membrane (float: u; loihi2: the pre-reset v in weight units, v / 64) and ``spike_count`` the spikes per
@@ -26,22 +27,22 @@ neuron per step (Micheli et al.'s ``spike_count``). Each repeat draws new weight
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from snnhw import loihi
-from snnhw.core.neuron import CubaParams, cuba_lif_trace
-from snnhw.init import kernels, quant
-from snnhw.init.spec_init import W_SCALE, plan_weights
+from snnhw.core.neuron import CubaParams, FloatCuba, cuba_loop, exact_params
+from snnhw.errors import InputError
+from snnhw.init import kernels
+from snnhw.init.plan import W_SCALE, plan_weights
 from snnhw.init.tensor import METHODS, moments
+from snnhw.io import atomic
 
 SEMANTICS = ("float-soft", "float-hard", "loihi2")
 
@@ -66,26 +67,26 @@ class PropagateConfig:
     calib_batch: int = 8
 
     def resolve(self) -> Dict:
-        """Validate and return the resolved configuration (one-line ValueErrors)."""
+        """Validate and return the resolved configuration (one-line :class:`~snnhw.errors.InputError`)."""
         for name in ("layers", "steps", "repeats", "batch", "calib_batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or int(v) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v}")
+                raise InputError(f"{name} must be a positive integer, got {v}")
         widths = [self.widths] if isinstance(self.widths, (int, np.integer)) else list(self.widths)
         if not widths:
-            raise ValueError("give at least one width")
+            raise InputError("give at least one width")
         for w in widths:
             if isinstance(w, bool) or int(w) != w or int(w) < 1:
-                raise ValueError(f"width must be a positive integer, got {w}")
+                raise InputError(f"width must be a positive integer, got {w}")
         theta = float(self.threshold)
         if not math.isfinite(theta) or theta < 0:
-            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+            raise InputError(f"threshold must be >= 0, got {self.threshold}")
         if self.semantics not in SEMANTICS:
-            raise ValueError(f"unknown semantics '{self.semantics}'; choose one of {', '.join(SEMANTICS)}")
+            raise InputError(f"unknown semantics '{self.semantics}'; choose one of {', '.join(SEMANTICS)}")
         if self.beta is not None and self.voltage_decay is not None:
-            raise ValueError("give either beta or voltage_decay, not both")
+            raise InputError("give either beta or voltage_decay, not both")
         if self.beta is not None and not 0.0 <= float(self.beta) <= 1.0:
-            raise ValueError(f"beta must lie in [0, 1], got {self.beta}")
+            raise InputError(f"beta must lie in [0, 1], got {self.beta}")
         for name in ("current_decay", "voltage_decay"):
             v = getattr(self, name)
             if v is not None:
@@ -94,10 +95,10 @@ class PropagateConfig:
         for spec in self.inits:
             name, _, variant = str(spec).partition(":")
             if name not in METHODS:
-                raise ValueError(f"unknown init '{name}'; choose from {', '.join(METHODS)}")
+                raise InputError(f"unknown init '{name}'; choose from {', '.join(METHODS)}")
             inits.append(str(spec))
         if not inits:
-            raise ValueError("give at least one init")
+            raise InputError("give at least one init")
         loihi_ = self.semantics == "loihi2"
         if loihi_:
             i_decay = 4096 if self.current_decay is None else self.current_decay
@@ -109,7 +110,7 @@ class PropagateConfig:
                 v_decay = 2048
             for name, v in (("current-decay", i_decay), ("voltage-decay", v_decay)):
                 if float(v) != int(v):
-                    raise ValueError(f"{name} must be an integer on loihi2, got {v}")
+                    raise InputError(f"{name} must be an integer on loihi2, got {v}")
             i_decay, v_decay = int(i_decay), int(v_decay)
         else:
             i_decay = 4096.0 if self.current_decay is None else float(self.current_decay)
@@ -122,7 +123,7 @@ class PropagateConfig:
         p0 = kernels.norm_sf(theta)
         target = p0 if self.target_rate is None else float(self.target_rate)
         if not 0.0 < target < 1.0:
-            raise ValueError(f"target rate must lie in (0, 1) spikes per step, got {self.target_rate}")
+            raise InputError(f"target rate must lie in (0, 1) spikes per step, got {self.target_rate}")
         cfg = asdict(self)
         cfg.update(widths=[int(w) for w in widths], inits=inits, threshold=theta, i_decay=i_decay,
                    v_decay=v_decay, alpha=alpha, beta=beta, input_rate=p0, target_rate=target,
@@ -135,27 +136,14 @@ class PropagateConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-# float neuron (snnTorch Leaky with optional synaptic filter), batched over repeats
+# neurons: the core's CUBA loop, batched over repeats [R, B, T, n]
 # ------------------------------------------------------------------------------------------------
 def _float_layer(I: torch.Tensor, theta: torch.Tensor, alpha: float, beta: float, soft: bool):
     """I [R, B, T, n] synaptic input; theta [R, 1, 1]. Returns spikes [R, B, T, n] (float32) and the
-    tested membrane u [R, B, T, n]."""
-    R, B, T, n = I.shape
-    i = torch.zeros(R, B, n)
-    u = torch.zeros(R, B, n)
-    S = torch.zeros(R, B, n)
-    s_all = torch.empty(R, B, T, n)
-    u_all = torch.empty(R, B, T, n)
-    for t in range(T):
-        i = alpha * i + I[:, :, t] if alpha > 0 else I[:, :, t]
-        if soft:
-            u = beta * u + i - theta * S
-        else:
-            u = beta * u * (1.0 - S) + i
-        S = (u > theta).to(torch.float32)
-        s_all[:, :, t] = S
-        u_all[:, :, t] = u
-    return s_all, u_all
+    tested membrane u [R, B, T, n] (snnTorch units: no input gain)."""
+    p = FloatCuba(alpha, beta, theta, gain=1.0, reset="subtract-undecayed" if soft else "zero")
+    run = cuba_loop(I, p, keep_vpre=True)
+    return run.s, run.v_pre
 
 
 def _float_rates(I, theta, alpha, beta, soft):
@@ -164,7 +152,8 @@ def _float_rates(I, theta, alpha, beta, soft):
 
 def _calibrate_float(I_cal, theta: float, alpha, beta, soft, target) -> torch.Tensor:
     """Per-repeat weight scale g (bisection in log g) so the layer's rate on the calibration stream is
-    ``target``; scaling W by g equals dividing the threshold by g."""
+    ``target``; scaling W by g equals dividing the threshold by g. (A vectorized bisection over all
+    repeats at once; scipy's scalar brentq would take other steps and change the study's numbers.)"""
     R = I_cal.shape[0]
     lo = torch.full((R,), -12.0)
     hi = torch.full((R,), 12.0)
@@ -177,36 +166,30 @@ def _calibrate_float(I_cal, theta: float, alpha, beta, soft, target) -> torch.Te
     return torch.exp2(0.5 * (lo + hi))
 
 
-# ------------------------------------------------------------------------------------------------
-# loihi2: exact fixed-point chain
-# ------------------------------------------------------------------------------------------------
 def _loihi_synapse(s: torch.Tensor, W: torch.Tensor, exps: List[int]) -> torch.Tensor:
     """s [R, B, T, n] (0/1 int64), W [R, n_out, n] exact-integer mantissas (float32) -> a [R, B, T, n_out]
     via :func:`snnhw.loihi.dense_accumulate` (per repeat)."""
     return torch.stack([loihi.dense_accumulate(s[r], W[r].to(torch.int64), exps[r]) for r in range(s.shape[0])])
 
 
+def _exact_run(a: torch.Tensor, i_decay: int, v_decay: int, vth: torch.Tensor, keep_vpre: bool):
+    """The exact loop on a [R, B, T, n] (int64) with one threshold mantissa per repeat (``vth`` [R])."""
+    p = CubaParams(i_decay, v_decay, vth.to(torch.int64).reshape(-1, 1, 1))
+    return cuba_loop(a, exact_params(p, a), keep_vpre=keep_vpre)
+
+
 def _loihi_rates_vth(a: torch.Tensor, i_decay: int, v_decay: int, vth: torch.Tensor) -> torch.Tensor:
-    """Rates per repeat for per-repeat threshold mantissas ``vth`` [R] (int64), using the core's integer
-    LIF step (:func:`snnhw.loihi.lif_integrate` / :func:`snnhw.loihi.lif_fire`). For the calibration search."""
+    """Rates per repeat (float32) for per-repeat threshold mantissas ``vth`` [R] (int64): the
+    calibration search's objective."""
     R, B, T, n = a.shape
-    fi, fv = loihi.decay_factor(i_decay), loihi.decay_factor(v_decay)
-    th = (vth.to(torch.int64) << loihi.VTH_SHIFT).reshape(R, 1, 1)
-    u = torch.zeros(R, B, n, dtype=torch.int64)
-    v = torch.zeros(R, B, n, dtype=torch.int64)
-    bias = torch.zeros(n, dtype=torch.int64)
-    count = torch.zeros(R)
-    for t in range(T):
-        u, v = loihi.lif_integrate(a[:, :, t], u, v, fi, fv, bias)
-        s, v = loihi.lif_fire(v, th)
-        count += s.to(torch.float32).sum(dim=(1, 2))
-    return count / (B * T * n)
+    count = _exact_run(a, i_decay, v_decay, vth, keep_vpre=False).s.sum(dim=(1, 2, 3))
+    return count.to(torch.float32) / (B * T * n)
 
 
 def _calibrate_loihi(a_cal: torch.Tensor, i_decay: int, v_decay: int, target: float, vth0: int) -> torch.Tensor:
     """Per-repeat integer threshold mantissa whose rate on the calibration stream is closest to target
     (integer bisection, bracket [vth0/2, 2 vth0] around the analytic threshold, widened to the full
-    17-bit range for repeats whose rate it does not bracket)."""
+    17-bit range for repeats whose rate it does not bracket; vectorized over repeats, so no brentq)."""
     R = a_cal.shape[0]
     vmax = loihi.RANGES["vth_mant"][1]
     lo = torch.full((R,), max(1, vth0 // 2), dtype=torch.int64)
@@ -226,142 +209,168 @@ def _calibrate_loihi(a_cal: torch.Tensor, i_decay: int, v_decay: int, target: fl
 
 
 def _loihi_neuron(a: torch.Tensor, i_decay: int, v_decay: int, vths: List[int]):
-    """Exact neuron via :func:`cuba_lif_trace`; returns spikes [R, B, T, n] (int64) and the pre-reset v
-    [R, B, T, n] (int64, state units), grouping repeats that share a threshold."""
-    R, B, T, n = a.shape
-    s_out = torch.empty(R, B, T, n, dtype=torch.int64)
-    v_pre = torch.empty(R, B, T, n, dtype=torch.int64)
-    fv = loihi.decay_factor(v_decay)
-    groups: Dict[int, List[int]] = {}
-    for r, vt in enumerate(vths):
-        groups.setdefault(int(vt), []).append(r)
-    for vt, idx in groups.items():
-        tr = cuba_lif_trace(a[idx].reshape(len(idx) * B, T, n), CubaParams(i_decay, v_decay, vt, "zero"), exact=True)
-        s = tr.s.to(torch.int64)
-        # pre-reset v: where it spiked, the value before the reset (decay(v_prev) + u, saturated)
-        v_prev = torch.cat([torch.zeros_like(tr.v[:, :1]), tr.v[:, :-1]], dim=1)
-        vp = loihi.saturate_v(loihi.i32(loihi.decay(v_prev, fv) + tr.u))
-        vp = torch.where(s.bool(), vp, tr.v)
-        s_out[idx] = s.reshape(len(idx), B, T, n)
-        v_pre[idx] = vp.reshape(len(idx), B, T, n)
-    return s_out, v_pre
+    """Exact neurons with per-repeat thresholds ``vths``: spikes [R, B, T, n] (int64) and the pre-reset
+    v [R, B, T, n] (state units; float32, which holds |v| < 2**23 exactly)."""
+    run = _exact_run(a, i_decay, v_decay, torch.as_tensor(vths, dtype=torch.int64), keep_vpre=True)
+    return run.s.to(torch.int64), run.v_pre
 
 
 # ------------------------------------------------------------------------------------------------
+# one init at one width: a chain of layers
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _Chain:
+    """What flows from layer to layer: the spikes (and calibration spikes), the generators, the log."""
+
+    cfg: Dict
+    name: str
+    variant: str
+    width: int
+    s: torch.Tensor
+    s_cal: Optional[torch.Tensor]
+    gen_w: torch.Generator
+    rng: np.random.Generator
+    opts: Dict
+    info: Dict = field(default_factory=lambda: {k: [] for k in (
+        "weight_exp", "vth_mant", "sigma_w", "sigma_w_quant", "zero_fraction")})
+
+
 def _input_spikes(R, B, T, n, theta, gen) -> torch.Tensor:
     return (torch.randn(R, B, T, n, generator=gen) > theta).to(torch.float32)
 
 
-def _run_one(cfg: Dict, init: str, width: int, progress=None) -> Dict:
+def _start(cfg: Dict, init: str, width: int) -> _Chain:
+    """Seeded generators and the layer-0 spikes of one (init, width) chain."""
     name, _, variant = init.partition(":")
-    L, T, R, B, Bc = cfg["layers"], cfg["steps"], cfg["repeats"], cfg["batch"], cfg["calib_batch"]
-    theta, alpha, beta = cfg["threshold"], cfg["alpha"], cfg["beta"]
-    loihi_ = cfg["semantics"] == "loihi2"
-    soft = cfg["semantics"] == "float-soft"
-    reset = cfg["reset"]
-    target, p0 = cfg["target_rate"], cfg["input_rate"]
-    calibrated = name == "hardware-calibrated"
+    R, T, theta = cfg["repeats"], cfg["steps"], cfg["threshold"]
     offset = METHODS.index(name) + 1
     gen_in = torch.Generator().manual_seed(cfg["seed"] * 7919 + width)
     gen_w = torch.Generator().manual_seed(cfg["seed"] * 104729 + offset * 1009 + width)
     rng = np.random.default_rng(cfg["seed"] * 31 + offset)
-    s = _input_spikes(R, B, T, width, theta, gen_in)
-    s_cal = _input_spikes(R, Bc, T, width, theta, gen_in) if calibrated else None
-    var_u = np.zeros((L, R, T))
-    spikes = np.zeros((L, R, T))
-    info = {"weight_exp": [], "vth_mant": [], "sigma_w": [], "sigma_w_quant": [], "zero_fraction": []}
+    s = _input_spikes(R, cfg["batch"], T, width, theta, gen_in)
+    s_cal = _input_spikes(R, cfg["calib_batch"], T, width, theta, gen_in) if name == "hardware-calibrated" else None
     opts = {"variant": variant} if (variant and name == "micheli") else ({"kernel": variant} if variant else {})
-    for l in range(L):
-        if loihi_:
-            plan = plan_weights(name, width, width, alpha, beta, "zero", cfg["vth_mant"], True, target=target,
-                                rate_in=p0, deep=l > 0, rng=rng, steps=T, **opts)
-            e, vth = int(plan.exp), int(plan.vth)
-            if plan.dist == "uniform":
-                W = torch.rand(R, width, width, generator=gen_w).mul_(2).sub_(1).mul_(math.sqrt(3.0))
-            else:
-                W = torch.randn(R, width, width, generator=gen_w)
-            W.mul_(plan.pre_sigma_units / 2.0 ** e)
-            if plan.mu_units:
-                W.add_(plan.mu_units / 2.0 ** e)
-            W = quant.round_to_grid_torch(W)
-            sig_f = plan.sigma_units
-            info["sigma_w_quant"].append(float(W.std()) * 2.0 ** e)
-            info["zero_fraction"].append(float((W == 0).float().mean()))
-            exps = [e] * R
-            si = s.to(torch.int64)
-            a = _loihi_synapse(si, W, exps)
-            vths = [vth] * R
-            if calibrated:
-                a_cal = _loihi_synapse(s_cal.to(torch.int64), W, exps)
-                vt = _calibrate_loihi(a_cal, cfg["i_decay"], cfg["v_decay"], target, vth)
-                vths = [int(x) for x in vt]
-                s_cal, _ = _loihi_neuron(a_cal, cfg["i_decay"], cfg["v_decay"], vths)
-                s_cal = s_cal.to(torch.float32)
-            s_new, v_pre = _loihi_neuron(a, cfg["i_decay"], cfg["v_decay"], vths)
-            u_meas = v_pre.to(torch.float64) / (1 << loihi.ACT_SHIFT)
-            info["weight_exp"].append(e)
-            info["vth_mant"].append(float(np.mean(vths)))
-            s = s_new.to(torch.float32)
-        else:
-            sig = np.zeros(R)
-            mu = 0.0
-            dist = "normal"
-            for r in range(R if (name == "micheli" and variant == "finite-size") else 1):
-                mu, sg, dist = moments("hardware" if calibrated else name, width, width, threshold=theta, beta=beta, alpha=alpha, rate=p0,
-                                       target_rate=target, reset=reset, deep=l > 0, rng=rng, steps=T, **opts)
-                sig[r:] = sg
-            sig_t = torch.as_tensor(sig, dtype=torch.float32).reshape(R, 1, 1)
-            if dist == "uniform":
-                W = torch.rand(R, width, width, generator=gen_w).mul_(2).sub_(1).mul_(math.sqrt(3.0) * sig_t)
-            else:
-                W = torch.randn(R, width, width, generator=gen_w).mul_(sig_t)
-            if mu:
-                W.add_(mu)
-            sig_f = float(sig.mean())
-            if calibrated:
-                I_cal = torch.matmul(s_cal.reshape(R, Bc * T, width), W.transpose(1, 2)).reshape(R, Bc, T, width)
-                g = _calibrate_float(I_cal, theta, alpha, beta, soft, target)
-                W = W * g.reshape(R, 1, 1)
-                I_cal = I_cal * g.reshape(R, 1, 1, 1)
-                s_cal, _ = _float_layer(I_cal, torch.full((R, 1, 1), theta), alpha, beta, soft)
-                sig_f = float((sig * g.numpy()).mean())
-            I = torch.matmul(s.reshape(R, B * T, width), W.transpose(1, 2)).reshape(R, B, T, width)
-            s, u_meas = _float_layer(I, torch.full((R, 1, 1), theta), alpha, beta, soft)
-            info["weight_exp"].append(None)
-            info["vth_mant"].append(None)
-        info["sigma_w"].append(sig_f)
-        var_u[l] = u_meas.permute(0, 2, 1, 3).reshape(R, T, -1).to(torch.float64).var(dim=2).numpy()
-        spikes[l] = s.mean(dim=(1, 3)).to(torch.float64).numpy()
-        if progress is not None:
-            progress()
+    return _Chain(cfg, name, variant, width, s, s_cal, gen_w, rng, opts)
+
+
+def _loihi_layer(ch: _Chain, l: int):
+    """Layer l on the chip: draw, round to the grid, run (calibrating the threshold per repeat for
+    hardware-calibrated). Returns (tested membrane in weight units, sigma_w)."""
+    cfg, R, width = ch.cfg, ch.cfg["repeats"], ch.width
+    plan = plan_weights(ch.name, width, width, cfg["alpha"], cfg["beta"], "zero", cfg["vth_mant"], True,
+                        target=cfg["target_rate"], rate_in=cfg["input_rate"], deep=l > 0, rng=ch.rng,
+                        steps=cfg["steps"], **ch.opts)
+    e, vth = int(plan.exp), int(plan.vth)
+    if plan.dist == "uniform":
+        W = torch.rand(R, width, width, generator=ch.gen_w).mul_(2).sub_(1).mul_(math.sqrt(3.0))
+    else:
+        W = torch.randn(R, width, width, generator=ch.gen_w)
+    W.mul_(plan.pre_sigma_units / 2.0 ** e)
+    if plan.mu_units:
+        W.add_(plan.mu_units / 2.0 ** e)
+    W = loihi.round_to_grid_torch_(W)
+    ch.info["sigma_w_quant"].append(float(W.std()) * 2.0 ** e)
+    ch.info["zero_fraction"].append(float((W == 0).float().mean()))
+    exps = [e] * R
+    a = _loihi_synapse(ch.s.to(torch.int64), W, exps)
+    vths = [vth] * R
+    if ch.s_cal is not None:
+        a_cal = _loihi_synapse(ch.s_cal.to(torch.int64), W, exps)
+        vt = _calibrate_loihi(a_cal, cfg["i_decay"], cfg["v_decay"], cfg["target_rate"], vth)
+        vths = [int(x) for x in vt]
+        s_cal, _ = _loihi_neuron(a_cal, cfg["i_decay"], cfg["v_decay"], vths)
+        ch.s_cal = s_cal.to(torch.float32)
+    s_new, v_pre = _loihi_neuron(a, cfg["i_decay"], cfg["v_decay"], vths)
+    ch.info["weight_exp"].append(e)
+    ch.info["vth_mant"].append(float(np.mean(vths)))
+    ch.s = s_new.to(torch.float32)
+    return v_pre.to(torch.float64) / (1 << loihi.ACT_SHIFT), plan.sigma_units
+
+
+def _float_layer_run(ch: _Chain, l: int):
+    """Layer l in float: the init's moments, the draw, (per-repeat scale for hardware-calibrated), run.
+    Returns (tested membrane u, sigma_w)."""
+    cfg, R, width = ch.cfg, ch.cfg["repeats"], ch.width
+    theta, alpha, beta, T = cfg["threshold"], cfg["alpha"], cfg["beta"], cfg["steps"]
+    soft = cfg["semantics"] == "float-soft"
+    calibrated = ch.s_cal is not None
+    sig = np.zeros(R)
+    mu, dist = 0.0, "normal"
+    for r in range(R if (ch.name == "micheli" and ch.variant == "finite-size") else 1):
+        mu, sg, dist = moments("hardware" if calibrated else ch.name, width, width, threshold=theta, beta=beta,
+                               alpha=alpha, rate=cfg["input_rate"], target_rate=cfg["target_rate"],
+                               reset=cfg["reset"], deep=l > 0, rng=ch.rng, steps=T, **ch.opts)
+        sig[r:] = sg
+    sig_t = torch.as_tensor(sig, dtype=torch.float32).reshape(R, 1, 1)
+    if dist == "uniform":
+        W = torch.rand(R, width, width, generator=ch.gen_w).mul_(2).sub_(1).mul_(math.sqrt(3.0) * sig_t)
+    else:
+        W = torch.randn(R, width, width, generator=ch.gen_w).mul_(sig_t)
+    if mu:
+        W.add_(mu)
+    sig_f = float(sig.mean())
+    if calibrated:
+        Bc = cfg["calib_batch"]
+        I_cal = torch.matmul(ch.s_cal.reshape(R, Bc * T, width), W.transpose(1, 2)).reshape(R, Bc, T, width)
+        g = _calibrate_float(I_cal, theta, alpha, beta, soft, cfg["target_rate"])
+        W = W * g.reshape(R, 1, 1)
+        I_cal = I_cal * g.reshape(R, 1, 1, 1)
+        ch.s_cal, _ = _float_layer(I_cal, torch.full((R, 1, 1), theta), alpha, beta, soft)
+        sig_f = float((sig * g.numpy()).mean())
+    B = cfg["batch"]
+    I = torch.matmul(ch.s.reshape(R, B * T, width), W.transpose(1, 2)).reshape(R, B, T, width)
+    ch.s, u_meas = _float_layer(I, torch.full((R, 1, 1), theta), alpha, beta, soft)
+    ch.info["weight_exp"].append(None)
+    ch.info["vth_mant"].append(None)
+    return u_meas, sig_f
+
+
+def _summary(ch: _Chain, var_u: np.ndarray, spikes: np.ndarray) -> Dict:
+    """The result entry of one chain from var_u and spikes [L, R, T]."""
+    L = var_u.shape[0]
     v1 = var_u[0].mean(axis=1, keepdims=True)  # [R, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(v1 > 0, var_u.mean(axis=2).T / v1, np.nan)  # [R, L]
+    finite = np.isfinite(ratio).any()
     res = {
-        "init": name, "variant": variant or None, "width": width,
+        "init": ch.name, "variant": ch.variant or None, "width": ch.width,
         "var_u": var_u.mean(axis=(1, 2)).tolist(), "var_u_std": var_u.mean(axis=2).std(axis=1).tolist(),
-        "var_u_ratio": np.nanmean(ratio, axis=0).tolist() if np.isfinite(ratio).any() else [None] * L,
-        "var_u_ratio_std": np.nanstd(ratio, axis=0).tolist() if np.isfinite(ratio).any() else [None] * L,
+        "var_u_ratio": np.nanmean(ratio, axis=0).tolist() if finite else [None] * L,
+        "var_u_ratio_std": np.nanstd(ratio, axis=0).tolist() if finite else [None] * L,
         "spike_count": spikes.mean(axis=(1, 2)).tolist(), "spike_count_std": spikes.mean(axis=2).std(axis=1).tolist(),
         "var_u_per_step": var_u.mean(axis=1).tolist(), "spike_count_per_step": spikes.mean(axis=1).tolist(),
     }
-    res.update(info)
-    if not loihi_:
+    res.update(ch.info)
+    if ch.cfg["semantics"] != "loihi2":
         for k in ("weight_exp", "vth_mant", "sigma_w_quant", "zero_fraction"):
             res.pop(k, None)
     return res
 
 
-def _clean(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        return _clean(o.item())
-    return o
+def _run_one(cfg: Dict, init: str, width: int, progress=None) -> Dict:
+    """One (init, width) chain of ``cfg["layers"]`` layers; ``progress()`` is called after each layer."""
+    ch = _start(cfg, init, width)
+    L, R, T = cfg["layers"], cfg["repeats"], cfg["steps"]
+    var_u = np.zeros((L, R, T))
+    spikes = np.zeros((L, R, T))
+    for l in range(L):
+        u_meas, sig_f = _loihi_layer(ch, l) if cfg["semantics"] == "loihi2" else _float_layer_run(ch, l)
+        ch.info["sigma_w"].append(sig_f)
+        var_u[l] = u_meas.permute(0, 2, 1, 3).reshape(R, T, -1).to(torch.float64).var(dim=2).numpy()
+        spikes[l] = ch.s.mean(dim=(1, 3)).to(torch.float64).numpy()
+        if progress is not None:
+            progress()
+    return _summary(ch, var_u, spikes)
+
+
+def _progress_bar(total: int):
+    """A rich progress bar on stderr (the caller starts and stops it) and its task id."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)
+    return bar, bar.add_task("propagate", total=total)
 
 
 def propagate(config: Optional[PropagateConfig] = None, *, progress: bool = False, **kwargs) -> Dict:
@@ -372,61 +381,35 @@ def propagate(config: Optional[PropagateConfig] = None, *, progress: bool = Fals
     cfg = config.resolve()
     torch.manual_seed(cfg["seed"])
     results: Dict[str, Dict] = {}
-    total = len(cfg["inits"]) * len(cfg["widths"]) * cfg["layers"]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="propagate", unit="layer", leave=False)
+    bar, task = _progress_bar(len(cfg["inits"]) * len(cfg["widths"]) * cfg["layers"]) if progress else (None, None)
     t0 = time.perf_counter()
+    if bar is not None:
+        bar.start()
     try:
         for width in cfg["widths"]:
             for init in cfg["inits"]:
                 key = init if len(cfg["widths"]) == 1 else f"{init}@n{width}"
                 if bar is not None:
-                    bar.set_description(f"{key}")
+                    bar.update(task, description=key)
                 t1 = time.perf_counter()
-                res = _run_one(cfg, init, width, (lambda: bar.update(1)) if bar is not None else None)
+                res = _run_one(cfg, init, width, (lambda: bar.advance(task)) if bar is not None else None)
                 res["seconds"] = time.perf_counter() - t1
                 results[key] = res
     finally:
         if bar is not None:
-            bar.close()
+            bar.stop()
     cfg["seconds"] = time.perf_counter() - t0
-    return _clean({"config": cfg, "results": results})
+    return atomic.to_jsonable({"config": cfg, "results": results})
 
 
-# ------------------------------------------------------------------------------------------------
-# output
-# ------------------------------------------------------------------------------------------------
 def write_json(data: Dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``propagation.json`` (indent 1) atomically."""
+    atomic.write_json(path, data, indent=1)
 
 
-def _save(fig, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=72, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
+# ------------------------------------------------------------------------------------------------
+# plots
+# ------------------------------------------------------------------------------------------------
 def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
     """PNG plots in the style of Micheli et al.: Var[u_l]/Var[u_1] per layer (Figs 2/4), spike count per
     layer (Figs 3/4), and, for T > 1, spike count per layer and step (Figs 5/6). Returns the paths."""
@@ -460,8 +443,7 @@ def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
         p = os.path.join(out_dir, prefix + fname)
-        _save(fig, p)
-        plt.close(fig)
+        atomic.save_figure(fig, p, dpi=72)
         paths.append(p)
     if cfg["steps"] > 1:
         keys = list(res)
@@ -485,7 +467,6 @@ def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
         fig.colorbar(im, cax=cax, label="spikes / neuron / step")
         fig.suptitle(title, fontsize=8, y=0.995)
         p = os.path.join(out_dir, prefix + "spike_count_per_step.png")
-        _save(fig, p)
-        plt.close(fig)
+        atomic.save_figure(fig, p, dpi=72)
         paths.append(p)
     return paths

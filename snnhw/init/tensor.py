@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from snnhw.errors import InputError
 from snnhw.init import formulas, kernels
 
 METHODS = ("pytorch", "kaiming", "glorot", "bellec", "zenke", "ikun", "micheli", "fdi", "hardware",
@@ -25,7 +26,7 @@ DEFAULT_TARGET_RATE = 0.15  # spikes per neuron per step the hardware init desig
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"unknown init method '{method}'; choose one of {', '.join(METHODS)}")
+        raise InputError(f"unknown init method '{method}'; choose one of {', '.join(METHODS)}")
     return method
 
 
@@ -33,7 +34,7 @@ def fans(weight) -> Tuple[int, int]:
     """(fan_in, fan_out) of a [out, in] or [out, in, kH, kW] weight: conv fan-in = C_in * kH * kW."""
     shape = tuple(weight.shape)
     if len(shape) < 2:
-        raise ValueError(f"weight must have at least 2 dimensions, got shape {shape}")
+        raise InputError(f"weight must have at least 2 dimensions, got shape {shape}")
     rf = int(np.prod(shape[2:])) if len(shape) > 2 else 1
     return int(shape[1]) * rf, int(shape[0]) * rf
 
@@ -49,7 +50,7 @@ def hardware_float(n: int, theta: float, rate_in: float, target_rate: float, i_d
     n = formulas._check_n(n)
     theta = formulas.check_threshold(theta)
     if not 0 < rate_in <= 1:
-        raise ValueError(f"input rate must lie in (0, 1] spikes per step, got {rate_in}")
+        raise InputError(f"input rate must lie in (0, 1] spikes per step, got {rate_in}")
     a = kernels.decay_to_factor(i_decay)
     b = kernels.decay_to_factor(v_decay)
     if deep:
@@ -81,7 +82,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
         alpha = kernels.tau_to_factor(tau_syn, dt)
     for name, val in (("beta", beta), ("alpha", alpha)):
         if not 0.0 <= val <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {val}")
+            raise InputError(f"{name} must lie in [0, 1], got {val}")
     if method == "pytorch":
         return formulas.pytorch(fan_in)
     if method == "kaiming":
@@ -103,7 +104,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
         elif rate is not None:
             p = rate
         else:
-            raise ValueError("fdi needs the presynaptic rate: nu (Hz, with dt) or rate (spikes/step)")
+            raise InputError("fdi needs the presynaptic rate: nu (Hz, with dt) or rate (spikes/step)")
         if kernel == "analytic":
             if tau_mem is None or tau_syn is None:
                 tau_mem = -dt / math.log(beta) if 0 < beta < 1 else (math.inf if beta == 1 else 1e-12)
@@ -113,7 +114,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
             c = (1.0 - beta) if normalization == "stork" else 1.0
             eb, eh = dt * kernels.sum_k(alpha, beta, c), dt * kernels.sum_k2(alpha, beta, c)
         else:
-            raise ValueError(f"unknown FDI kernel mode '{kernel}'; choose numerical or analytic")
+            raise InputError(f"unknown FDI kernel mode '{kernel}'; choose numerical or analytic")
         return formulas.fdi(fan_in, threshold, p / dt, eb, eh, mu_u=mu_u, xi=xi, sigma_u=sigma_u, scale=share)
     if method == "hardware":
         if rate is None:
@@ -122,7 +123,7 @@ def moments(method: str, fan_in: int, fan_out: Optional[int] = None, *, threshol
         v_decay = kernels.factor_to_decay(beta)
         return hardware_float(fan_in, threshold, rate, target_rate, i_decay, v_decay, reset, share,
                               deep=bool(deep), steps=steps)
-    raise ValueError("hardware-calibrated runs the fixed-point forward; it needs a spec: use snnhw.init.init_spec")
+    raise InputError("hardware-calibrated runs the fixed-point forward; it needs a spec: use snnhw.init.init_spec")
 
 
 def _fill(weight: torch.Tensor, mu: float, sigma: float, dist: str, generator) -> torch.Tensor:

@@ -1,29 +1,23 @@
-"""Run reports: ``report.json`` (machine-readable), ``report.md`` (for people) and plots.
-
-``report.json`` keys: ``target``, ``seed``, ``recipe`` (name + the resolved recipe), ``accuracy``
-{``float``, ``quantized``, ``lava``} with ``accuracy_samples``, ``agreement`` {``output_spikes``,
-``predictions``, ``identical_samples``, ``samples``, ``backend``}, ``layers`` (per neuron layer: name,
-kind, neurons, synapses, weight_exp, vth_mant, decays, zero-weight fraction, firing rate float /
-quantized / Lava, silent), ``synops_per_inference``, ``energy_estimate_uJ`` (value, formula, source),
-``class_decision``, ``init``, ``training`` (history), ``files``, ``packages``, and ``times`` — the only
-key whose content differs between two runs with the same seed.
-"""
+"""Run reports: ``report.json`` (machine-readable, schema :class:`~snnhw.report.schema.RunReport`),
+``report.md`` (for people) and plots (:mod:`snnhw.report.plots`)."""
 from __future__ import annotations
 
-import json
+import os
 import platform
 from importlib import metadata
-from typing import Dict
+from typing import Dict, List, Optional
 
-from snnhw.train.checkpoint import atomic_write_text
+from snnhw.io.atomic import write_json, write_text
+from snnhw.report.schema import CLASS_DECISION, REPORT_FORMAT, ByModel, LayerReport, RunReport
 
-CLASS_DECISION = ("the output neuron with the most spikes over the sample's time steps; ties go to the "
-                  "lowest class index; a silent output layer predicts class 0")
+__all__ = ["CLASS_DECISION", "REPORT_FORMAT", "RunReport", "package_versions", "render_markdown", "write_reports"]
+
+PACKAGES = ("snnhw", "torch", "numpy", "lava-nc", "lava-dl", "nir", "h5py", "scikit-learn", "mnist1d")
 
 
-def package_versions() -> Dict[str, str]:
+def package_versions() -> Dict[str, Optional[str]]:
     out = {"python": platform.python_version()}
-    for name in ("snnhw", "torch", "numpy", "lava-nc", "lava-dl", "nir", "h5py", "scikit-learn", "mnist1d"):
+    for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -39,56 +33,59 @@ def _num(v, fmt="{:.4f}") -> str:
     return "n/a" if v is None else fmt.format(v)
 
 
-def render_markdown(r: Dict) -> str:
-    acc, ag = r["accuracy"], r.get("agreement") or {}
-    n = r.get("accuracy_samples", {})
-    lines = [f"# snnhw run: {r['recipe']['name']} on {r['target']}", "",
-             f"{r['recipe'].get('description', '')}", "",
-             "## Result", "",
-             "| | accuracy | samples |", "|---|---|---|",
-             f"| float twin (shadow weights, float CUBA LIF) | {_pct(acc.get('float'))} | {n.get('float', 'n/a')} |",
-             f"| quantized (snnhw's Loihi-exact core) | {_pct(acc.get('quantized'))} | {n.get('quantized', 'n/a')} |",
-             f"| Lava ({ag.get('backend', 'not run')}) | {_pct(acc.get('lava'))} | {n.get('lava', 'n/a')} |", ""]
+def _result_lines(r: RunReport) -> List[str]:
+    acc, ag, n = r.accuracy, r.agreement, r.accuracy_samples
+    lines = ["## Result", "", "| | accuracy | samples |", "|---|---|---|",
+             f"| float twin (shadow weights, float CUBA LIF) | {_pct(acc.float)} | {n.float} |",
+             f"| quantized (snnhw's Loihi-exact core) | {_pct(acc.quantized)} | {n.quantized} |",
+             f"| Lava ({ag.backend if ag else 'not run'}) | {_pct(acc.lava)} | {n.lava} |", ""]
     if ag:
-        lines += [f"Torch vs Lava on {ag['samples']} verification samples: output-spike agreement "
-                  f"**{_num(ag['output_spikes'], '{:.6f}')}**, prediction agreement **{_num(ag['predictions'])}**, "
-                  f"{ag['identical_samples']} / {ag['samples']} samples spike-for-spike identical.", ""]
+        lines += [f"Torch vs Lava on {ag.samples} verification samples: output-spike agreement "
+                  f"**{_num(ag.output_spikes, '{:.6f}')}**, prediction agreement **{_num(ag.predictions)}**, "
+                  f"{ag.identical_samples} / {ag.samples} samples spike-for-spike identical.", ""]
     else:
-        lines += [f"Verification on Lava: not run ({r.get('verification_note', '')}).", ""]
-    lines += [f"Class decision: {r['class_decision']}.", "",
-              "## Layers", "",
+        lines += [f"Verification on Lava: not run ({r.verification_note}).", ""]
+    return lines
+
+
+def _layer_row(l: LayerReport) -> str:
+    fr: ByModel = l.firing_rate
+    silent = " (silent)" if l.silent else ""
+    return (f"| {l.name}{silent} | {l.kind} | {l.neurons} | {l.synapses} | {l.weight_exp} | {l.vth_mant} | "
+            f"{l.i_decay} | {l.v_decay} | {_num(l.zero_weight_fraction, '{:.3f}')} | {_num(fr.float)} | "
+            f"{_num(fr.quantized)} | {_num(fr.lava)} |")
+
+
+def render_markdown(r: RunReport) -> str:
+    lines = [f"# snnhw run: {r.recipe.name} on {r.target}", "", r.recipe.description, ""]
+    lines += _result_lines(r)
+    lines += [f"Class decision: {r.class_decision}.", "", "## Layers", "",
               "| layer | kind | neurons | synapses | weight_exp | vth_mant | i_decay | v_decay | zero weights "
               "| rate float | rate quantized | rate Lava |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for l in r["layers"]:
-        fr = l["firing_rate"]
-        silent = " (silent)" if l.get("silent") else ""
-        lines.append(f"| {l['name']}{silent} | {l['kind']} | {l['neurons']} | {l['synapses']} | {l['weight_exp']} | "
-                     f"{l['vth_mant']} | {l['i_decay']} | {l['v_decay']} | {_num(l.get('zero_weight_fraction'), '{:.3f}')} | "
-                     f"{_num(fr.get('float'))} | {_num(fr.get('quantized'))} | {_num(fr.get('lava'))} |")
-    silent = [l["name"] for l in r["layers"] if l.get("silent")]
+    lines += [_layer_row(l) for l in r.layers]
+    silent = [l.name for l in r.layers if l.silent]
     lines += ["", f"Silent layers (no spike on any verification sample, quantized core): "
               f"{', '.join(silent) if silent else 'none'}.", ""]
-    e = r.get("energy_estimate_uJ")
+    e = r.energy_estimate_uJ
     lines += ["## Cost", "", f"Synaptic operations per inference (mean over verification samples): "
-              f"{_num(r.get('synops_per_inference'), '{:.1f}')}."]
+              f"{_num(r.synops_per_inference, '{:.1f}')}."]
     if e:
-        lines += ["", f"Energy estimate: **{e['value']:.4f} µJ** per inference = {e['formula']} "
-                  f"({e['source']}). An order-of-magnitude estimate, not a measurement."]
-    lines += ["", "## Run", "", f"- seed {r['seed']}, device {r.get('device')}, processes {r.get('world_size', 1)}",
-              f"- init: {r['init'].get('method')} ({r['init'].get('implementation', '')})",
-              f"- epochs: {r['training']['epochs']}, final training loss "
-              f"{_num(r['training']['history'][-1]['loss'] if r['training']['history'] else None)}",
-              "- times: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["times"].items() if isinstance(v, (int, float))),
-              f"- files: {', '.join(r['files'])}"]
-    for note in r.get("notes", []):
-        lines.append(f"- note: {note}")
-    lines += ["", "## Packages", "", ", ".join(f"{k} {v}" for k, v in r["packages"].items()), ""]
+        lines += ["", f"Energy estimate: **{e.value:.4f} µJ** per inference = {e.formula} "
+                  f"({e.source}). An order-of-magnitude estimate, not a measurement."]
+    hist = r.training.history
+    times = vars(r.times)
+    lines += ["", "## Run", "", f"- seed {r.seed}, device {r.device}, processes {r.world_size}",
+              f"- init: {r.init.get('method')} ({r.init.get('implementation', '')})",
+              f"- epochs: {r.training.epochs}, final training loss {_num(hist[-1]['loss'] if hist else None)}",
+              "- times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items() if isinstance(v, (int, float))),
+              f"- files: {', '.join(r.files)}"]
+    lines += [f"- note: {note}" for note in r.notes]
+    lines += ["", "## Packages", "", ", ".join(f"{k} {v}" for k, v in r.packages.items()), ""]
     return "\n".join(lines)
 
 
-def write_reports(out_dir: str, report: Dict) -> None:
-    import os
-
-    atomic_write_text(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(os.path.join(out_dir, "report.md"), render_markdown(report))
+def write_reports(out_dir: str, report: RunReport) -> None:
+    """``report.json`` (indent 2, sorted keys) and ``report.md`` in ``out_dir``, each written atomically."""
+    write_json(os.path.join(out_dir, "report.json"), report.to_dict(), indent=2, sort_keys=True)
+    write_text(os.path.join(out_dir, "report.md"), render_markdown(report))

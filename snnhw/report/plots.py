@@ -1,4 +1,7 @@
-"""Run-directory plots (matplotlib, Agg backend; each written atomically as PNG).
+"""Plots, one module for all of snnhw (matplotlib, Agg backend; each PNG written atomically through
+:func:`snnhw.io.atomic.save_figure`). One section per use.
+
+Run directory of ``snnhw train`` (``plots/``, drawn by :func:`run_plots`):
 
 * ``training_curves.png`` — loss, train/test accuracy and per-layer firing rate per epoch;
 * ``firing_rates.png``    — per-layer firing rate (spikes / neuron / step): float vs quantized vs Lava;
@@ -7,19 +10,19 @@
 """
 from __future__ import annotations
 
-import io
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from snnhw.train.checkpoint import atomic_write_bytes
+from snnhw.io.atomic import save_figure
+
+DPI = 90  # every PNG of this module
 
 
 def _save(fig, path: str) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=DPI, bbox_inches="tight")
 
 
 def _plt():
@@ -29,6 +32,21 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+# ------------------------------------------------------------------------------------------------
+# run directory of `snnhw train`
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class WeightPanel:
+    """One layer's histogram: its weight mantissas (or float weights), the grid ``step`` (0: none)
+    and the axis ``limit``."""
+
+    name: str
+    weights: np.ndarray
+    step: float
+    limit: float
+    weight_exp: int = 0
 
 
 def training_curves(history: List[Dict], path: str) -> None:
@@ -47,7 +65,6 @@ def training_curves(history: List[Dict], path: str) -> None:
         ax[2].legend(fontsize=7)
     ax[2].set(title="firing rate (spikes/neuron/step)", xlabel="epoch")
     _save(fig, path)
-    plt.close(fig)
 
 
 def firing_rates(names: Sequence[str], rates: Dict[str, Sequence[Optional[float]]], path: str) -> None:
@@ -63,7 +80,6 @@ def firing_rates(names: Sequence[str], rates: Dict[str, Sequence[Optional[float]
     ax.set(title="firing rate per layer (verification samples)", ylabel="spikes / neuron / step")
     ax.legend()
     _save(fig, path)
-    plt.close(fig)
 
 
 def spike_raster(names: Sequence[str], layer_spikes: Sequence[np.ndarray], inputs: np.ndarray, path: str) -> None:
@@ -78,30 +94,31 @@ def spike_raster(names: Sequence[str], layer_spikes: Sequence[np.ndarray], input
         a.set(title=name, xlabel="time step", ylabel="neuron", xlim=(0.5, s0.shape[0] + 0.5))
     fig.suptitle("spike raster, verification sample 0 (quantized core)")
     _save(fig, path)
-    plt.close(fig)
 
 
-def weight_histograms(layers: Sequence[Dict], path: str) -> None:
-    """``layers``: dicts with name, weights (int mantissas), step (grid step), limit."""
+def weight_histograms(layers: Sequence[WeightPanel], path: str) -> None:
     plt = _plt()
     fig, ax = plt.subplots(1, max(1, len(layers)), figsize=(3.2 * max(1, len(layers)), 3.0))
     ax = np.atleast_1d(ax)
     for a, l in zip(ax, layers):
-        w = np.asarray(l["weights"]).ravel()
-        step, lim = l.get("step", 2), l.get("limit", 254)
-        bins = np.arange(-lim - step / 2, lim + step, step) if step else 50
+        w = np.asarray(l.weights).ravel()
+        bins = np.arange(-l.limit - l.step / 2, l.limit + l.step, l.step) if l.step else 50
         a.hist(w, bins=bins)
-        a.set(title=f"{l['name']} (step {step}, exp {l.get('weight_exp', 0)})", xlabel="weight mantissa")
+        a.set(title=f"{l.name} (step {l.step}, exp {l.weight_exp})", xlabel="weight mantissa")
         a.set_yscale("log")
     _save(fig, path)
-    plt.close(fig)
 
 
-def all_plots(out_dir: str, *, history, names, rates, layer_spikes, inputs, weight_layers) -> List[str]:
-    os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
+RUN_PLOTS = ("training_curves.png", "firing_rates.png", "spike_raster.png", "weight_histograms.png")
+
+
+def run_plots(out_dir: str, *, history: List[Dict], names: Sequence[str],
+              rates: Dict[str, Sequence[Optional[float]]], layer_spikes, inputs: np.ndarray,
+              weight_panels: Sequence[WeightPanel]) -> List[str]:
+    """The four plots of a run directory into ``<out_dir>/plots``; returns their file names."""
     p = lambda n: os.path.join(out_dir, "plots", n)  # noqa: E731
     training_curves(history, p("training_curves.png"))
     firing_rates(names, rates, p("firing_rates.png"))
     spike_raster(names, layer_spikes, inputs, p("spike_raster.png"))
-    weight_histograms(weight_layers, p("weight_histograms.png"))
-    return ["training_curves.png", "firing_rates.png", "spike_raster.png", "weight_histograms.png"]
+    weight_histograms(weight_panels, p("weight_histograms.png"))
+    return list(RUN_PLOTS)

@@ -16,6 +16,7 @@ import torch
 from snnhw.core.layers import (FlattenLayer, SpikingConv, SpikingDense, SpikingNet,
                                SpikingSumPool)
 from snnhw.core.surrogate import Surrogate
+from snnhw.errors import InputError
 from snnhw.init import init_spec
 from snnhw.init.tensor import HARDWARE_METHODS
 from snnhw.spec import Neuron
@@ -26,7 +27,7 @@ def input_shape_for(recipe: Dict, feature_shape: Sequence[int], n_channels: int)
     """The network's input shape: (C, H, W) when the first layer is a conv, else (channels,)."""
     if recipe["model"]["layers"][0]["kind"] in ("conv", "pool"):
         if int(np.prod(feature_shape)) != n_channels or len(feature_shape) != 3:
-            raise ValueError(f"a conv/pool first layer needs image features; this dataset gives {tuple(feature_shape)}")
+            raise InputError(f"a conv/pool first layer needs image features; this dataset gives {tuple(feature_shape)}")
         return tuple(int(v) for v in feature_shape)
     return (int(n_channels),)
 
@@ -39,7 +40,7 @@ def _neuron(recipe: Dict, layer: Dict) -> Neuron:
 
 
 def plan_layers(recipe: Dict, input_shape: Sequence[int], n_classes: int) -> List[Dict]:
-    """Per recipe layer: kind, name, in/out shape, neurons, synapses. Raises ValueError on shape errors."""
+    """Per recipe layer: kind, name, in/out shape, neurons, synapses. Raises InputError on shape errors."""
     shape = tuple(int(v) for v in input_shape)
     plan = []
     layers = recipe["model"]["layers"]
@@ -53,7 +54,7 @@ def plan_layers(recipe: Dict, input_shape: Sequence[int], n_classes: int) -> Lis
             out, syn = (int(np.prod(shape)),), 0
         else:
             if len(shape) != 3:
-                raise ValueError(f"layer {name}: {kind} needs a (C, H, W) input, got {shape} (add no flatten before it)")
+                raise InputError(f"layer {name}: {kind} needs a (C, H, W) input, got {shape} (add no flatten before it)")
             c, h, w = shape
             k = l["kernel"]
             if kind == "conv":
@@ -64,12 +65,12 @@ def plan_layers(recipe: Dict, input_shape: Sequence[int], n_classes: int) -> Lis
                 out = (c, (h - k) // k + 1, (w - k) // k + 1)
                 syn = int(np.prod(out)) * k * k
             if min(out) < 1:
-                raise ValueError(f"layer {name}: output shape {out} is empty (input {shape}, kernel {k})")
+                raise InputError(f"layer {name}: output shape {out} is empty (input {shape}, kernel {k})")
         plan.append({"kind": kind, "name": name, "in_shape": shape, "out_shape": tuple(out),
                      "neurons": 0 if kind == "flatten" else int(np.prod(out)), "synapses": int(syn)})
         shape = tuple(out)
     if int(np.prod(shape)) != n_classes or len(shape) != 1:
-        raise ValueError(f"the last layer must have {n_classes} neurons (one per class); it has {shape}")
+        raise InputError(f"the last layer must have {n_classes} neurons (one per class); it has {shape}")
     return plan
 
 

@@ -1,8 +1,7 @@
 """The training loop: BPTT with surrogate gradients through the chip's own arithmetic.
 
 * Loss: cross-entropy on ``logit_scale * output spike counts`` (+ optional rate penalty).
-* Class decision (everywhere in snnhw): the output neuron with the most spikes over the sample's
-  steps; ties go to the lowest index (``numpy.argmax``). A silent output layer predicts class 0.
+* Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, ties -> lowest index).
 * Adam, cosine schedule over all batches, gradients from the model's surrogate (recipe ``surrogate``).
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
   ``seed * 100003 + e``; encoders are deterministic per sample; so a run is a function of the seed,
@@ -11,6 +10,7 @@
 * Data-parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes an equal contiguous
   share of every global batch, the model is wrapped in DDP (gloo on CPU), and the local loss is scaled
   so that DDP's gradient average equals the single-process gradient of the same global batch.
+* Progress: a rich progress bar on stderr (rank 0, when enabled) with loss, accuracy and rates.
 """
 from __future__ import annotations
 
@@ -27,13 +27,11 @@ import torch.nn.functional as F
 
 from snnhw.core.layers import SpikingNet
 from snnhw.data import Dataset, Encoder
-from snnhw.train.checkpoint import load_checkpoint, load_model_constants, save_checkpoint
+from snnhw.train.checkpoint import load_checkpoint, save_checkpoint
+from snnhw.train.evaluate import encode_split, evaluate, predict
+from snnhw.train.recipe import Recipe, TrainConfig
 
-
-def predict(out_spikes) -> np.ndarray:
-    """Class per sample from output spikes [samples, steps, classes]: most spikes, ties -> lowest index."""
-    counts = np.asarray(out_spikes).sum(axis=1)
-    return np.argmax(counts, axis=1)
+EPOCH_SEED_STRIDE = 100003  # epoch e shuffles with seed * EPOCH_SEED_STRIDE + e
 
 
 @dataclass
@@ -68,32 +66,6 @@ class TrainResult:
     init_report: Dict = field(default_factory=dict)
     seconds: float = 0.0
     resumed_from_epoch: int = 0
-
-
-def encode_split(encoder: Encoder, x: np.ndarray, idx: np.ndarray, offset: int = 0) -> torch.Tensor:
-    return encoder(x[idx], index=idx + offset)
-
-
-def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, batch: int = 256,
-             device: str = "cpu", offset: Optional[int] = None) -> Dict:
-    """Test-split accuracy and per-layer rates of ``model`` on the first ``n`` test samples (0 = all)."""
-    n = len(data.y_test) if not n else min(n, len(data.y_test))
-    offset = len(data.y_train) if offset is None else offset
-    preds, rates = [], None
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            idx = np.arange(start, min(n, start + batch))
-            x = encode_split(encoder, data.x_test, idx, offset).to(device)
-            out, spikes = model(x, return_all=True)
-            preds.append(predict(out.cpu().numpy()))
-            r = np.array([float(s.sum()) for s in spikes])
-            rates = r if rates is None else rates + r
-    model.train()
-    sizes = np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()])
-    pred = np.concatenate(preds)
-    return {"accuracy": float(np.mean(pred == data.y_test[:n])), "n": int(n),
-            "rates": (rates / (sizes * n * encoder.total_steps)).tolist()}
 
 
 class _Progress:
@@ -132,7 +104,7 @@ class _Progress:
 def param_groups(model: SpikingNet, lr: float, readout_lr: float = 1.0) -> List[Dict]:
     """One Adam group per tensor with ``lr`` relative to the tensor's RMS at the start of training.
 
-    Weights live in mantissa units (steps of 2, |w| up to 254); a plain lr of 1e-3 would move them
+    Weights live in mantissa units (steps of 2 on the 8-bit grid); a plain lr of 1e-3 would move them
     far less than one quantization step. Scaling by the initial RMS makes ``lr`` the fraction of a
     layer's typical weight that Adam may move per step, the same for every layer and target.
     The output (readout) layer's tensors get ``lr * readout_lr``: in a deep net the readout must
@@ -149,102 +121,175 @@ def param_groups(model: SpikingNet, lr: float, readout_lr: float = 1.0) -> List[
     return groups
 
 
-def train(model: SpikingNet, recipe: Dict, data: Dataset, encoder: Encoder, *, checkpoint_path: str,
-          init_report: Optional[Dict] = None, device: str = "cpu", resume: bool = False, progress: bool = True,
-          log: Optional[Callable[[str], None]] = None, on_batch: Optional[Callable[[int, int], None]] = None
-          ) -> TrainResult:
-    """Train ``model`` (already initialized) per ``recipe['train']``; checkpoint after every epoch.
-
-    ``on_batch(epoch, batch)`` is called before each batch (tests use it to interrupt a run).
-    """
-    tr = recipe["train"]
-    info = init_distributed(device) if dist_info().world > 1 else DistInfo()
-    seed, epochs, gbs = int(tr["seed"]), int(tr["epochs"]), int(tr["batch_size"])
-    n_train = len(data.y_train)
-    n_batches = math.ceil(n_train / gbs)
-    model.to(device)
-    opt = torch.optim.Adam(param_groups(model, float(tr["lr"]), float(tr["readout_lr"])), lr=float(tr["lr"]),
-                           weight_decay=float(tr["weight_decay"]))
-    total_steps = max(1, epochs * n_batches)
-    if tr["schedule"] == "cosine":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+def make_optimizer(model: SpikingNet, tr: TrainConfig, n_batches: int):
+    """(Adam, LambdaLR): per-tensor learning rates (:func:`param_groups`) and the recipe's schedule
+    (cosine over all ``epochs * n_batches`` steps, or constant)."""
+    opt = torch.optim.Adam(param_groups(model, float(tr.lr), float(tr.readout_lr)), lr=float(tr.lr),
+                           weight_decay=float(tr.weight_decay))
+    total_steps = max(1, int(tr.epochs) * n_batches)
+    if tr.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    history: List[Dict] = []
-    start_epoch, t_before = 0, 0.0
-    if resume and os.path.exists(checkpoint_path):
-        st = load_checkpoint(checkpoint_path)
-        model.load_state_dict(st["model"])
-        load_model_constants(model, st["constants"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        start_epoch, history = int(st["epoch"]), list(st.get("history", []))
-        init_report = st.get("init_report", init_report)
-        t_before = float(st.get("train_seconds", 0.0))
-    net = model
+    return opt, sched
+
+
+@dataclass
+class _Resumed:
+    epoch: int = 0
+    history: List[Dict] = field(default_factory=list)
+    init_report: Optional[Dict] = None
+    seconds: float = 0.0
+
+
+def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict]) -> _Resumed:
+    """Load a checkpoint into model, optimizer and scheduler; what the finished epochs left."""
+    st = load_checkpoint(path)
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    return _Resumed(int(st["epoch"]), list(st.get("history", [])), st.get("init_report", init_report),
+                    float(st.get("train_seconds", 0.0)))
+
+
+def _save(path: str, model: SpikingNet, opt, sched, epoch: int, history: List[Dict], init_report, seconds: float):
+    save_checkpoint(path, model, opt, sched, epoch,
+                    {"history": history, "init_report": init_report, "train_seconds": seconds})
+
+
+@dataclass
+class _Loop:
+    """What every batch of a run needs."""
+
+    model: SpikingNet
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: object
+    data: Dataset
+    encoder: Encoder
+    tr: TrainConfig
+    info: DistInfo
+    device: str
+    bar: _Progress
+    names: List[str]
+    sizes: np.ndarray  # neurons per neuron layer
+    n_batches: int
+
+
+@dataclass
+class _EpochStats:
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    spikes: Optional[np.ndarray] = None
+
+    def rates(self, sizes: np.ndarray, steps: int) -> np.ndarray:
+        return self.spikes / (sizes * max(1, self.seen) * steps)
+
+
+def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
+    """One optimizer step on this process's share of the global batch ``gidx``."""
+    share = math.ceil(len(gidx) / lp.info.world)
+    idx = gidx[lp.info.rank * share:(lp.info.rank + 1) * share]
+    x = encode_split(lp.encoder, lp.data.x_train, idx).to(lp.device)
+    y = torch.as_tensor(lp.data.y_train[idx], device=lp.device)
+    logit_scale, rate_reg, min_rate = float(lp.tr.logit_scale), float(lp.tr.rate_reg), float(lp.tr.min_rate)
+    out, spikes = lp.net(x, return_all=True)
+    counts = out.sum(1)
+    loss = F.cross_entropy(logit_scale * counts, y, reduction="sum") / len(gidx)
+    if rate_reg > 0:
+        for s in spikes[:-1]:
+            loss = loss + rate_reg * F.relu(min_rate - s.mean()) * len(idx) / len(gidx)
+    lp.opt.zero_grad(set_to_none=True)
+    (loss * lp.info.world).backward()
+    lp.opt.step()
+    lp.sched.step()
+    lp.model.clamp_parameters_()
+    with torch.no_grad():
+        pred = predict(out.detach().cpu().numpy())
+        st.correct += int((pred == lp.data.y_train[idx]).sum())
+        st.loss_sum += float(loss) * len(gidx)
+        st.seen += len(idx)
+        st.spikes += np.array([float(s.sum()) for s in spikes])
+
+
+def _epoch(lp: _Loop, epoch: int, on_batch) -> _EpochStats:
+    """One pass over the training set in the epoch's seeded order."""
+    gbs, epochs = int(lp.tr.batch_size), int(lp.tr.epochs)
+    g = torch.Generator().manual_seed(int(lp.tr.seed) * EPOCH_SEED_STRIDE + epoch)
+    perm = torch.randperm(len(lp.data.y_train), generator=g).numpy()
+    st = _EpochStats(spikes=np.zeros(len(lp.names)))
+    for b in range(lp.n_batches):
+        if on_batch is not None:
+            on_batch(epoch, b)
+        gidx = perm[b * gbs:(b + 1) * gbs]
+        if len(gidx) < lp.info.world:
+            continue
+        _batch(lp, gidx, st)
+        lp.bar.update(epoch, epochs, st.loss_sum / max(1, st.seen), st.correct / max(1, st.seen),
+                      st.rates(lp.sizes, lp.encoder.total_steps))
+    return st
+
+
+def _record(lp: _Loop, epoch: int, st: _EpochStats, eval_samples: int) -> Dict:
+    """The epoch's history entry (test accuracy on ``eval_samples`` test samples, 0 = all)."""
+    ev = evaluate(lp.model, lp.data, lp.encoder, n=eval_samples, device=lp.device)
+    rates = st.rates(lp.sizes, lp.encoder.total_steps).tolist()
+    lr = float(lp.sched.get_last_lr()[0] / lp.opt.param_groups[0]["initial_lr"] * float(lp.tr.lr))
+    return {"epoch": epoch + 1, "loss": st.loss_sum / max(1, st.seen), "train_accuracy": st.correct / max(1, st.seen),
+            "test_accuracy": ev["accuracy"], "rates": dict(zip(lp.names, rates)), "lr": lr}
+
+
+def _log_epoch(bar: _Progress, rec: Dict, epochs: int) -> None:
+    bar.log(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.4f} train acc {rec['train_accuracy']:.4f} "
+            f"test acc {rec['test_accuracy']:.4f}")
+    for n, r in rec["rates"].items():
+        if r == 0.0:
+            bar.log(f"warning: layer {n} is silent (no spikes in epoch {rec['epoch']})")
+
+
+def _wrap(model: SpikingNet, info: DistInfo) -> torch.nn.Module:
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        net = DDP(model)
+        return DDP(model)
+    return model
+
+
+def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *, checkpoint_path: str,
+          init_report: Optional[Dict] = None, device: str = "cpu", resume: bool = False, progress: bool = True,
+          on_batch: Optional[Callable[[int, int], None]] = None) -> TrainResult:
+    """Train ``model`` (already initialized) per ``recipe.train``; checkpoint after every epoch.
+
+    ``on_batch(epoch, batch)`` is called before each batch (tests use it to interrupt a run).
+    """
+    tr = recipe.train
+    info = init_distributed(device) if dist_info().world > 1 else DistInfo()
+    epochs = int(tr.epochs)
+    n_batches = math.ceil(len(data.y_train) / int(tr.batch_size))
+    model.to(device)
+    opt, sched = make_optimizer(model, tr, n_batches)
+    done = _Resumed(init_report=init_report)
+    if resume and os.path.exists(checkpoint_path):
+        done = _restore(checkpoint_path, model, opt, sched, init_report)
     names = [l.name for l in model.neuron_layers()]
-    bar = _Progress(progress and info.main, (epochs - start_epoch) * n_batches, names)
-    t0 = time.time()
-    logit_scale, rate_reg, min_rate = float(tr["logit_scale"]), float(tr["rate_reg"]), float(tr["min_rate"])
+    lp = _Loop(model, _wrap(model, info), opt, sched, data, encoder, tr, info, device,
+               _Progress(progress and info.main, (epochs - done.epoch) * n_batches, names), names,
+               np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()]), n_batches)
+    history, t0 = done.history, time.time()
     try:
-        for epoch in range(start_epoch, epochs):
-            g = torch.Generator().manual_seed(seed * 100003 + epoch)
-            perm = torch.randperm(n_train, generator=g).numpy()
-            sum_loss, sum_correct, seen = 0.0, 0, 0
-            spike_sum = np.zeros(len(names))
-            sizes = np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()])
-            for b in range(n_batches):
-                if on_batch is not None:
-                    on_batch(epoch, b)
-                gidx = perm[b * gbs:(b + 1) * gbs]
-                if len(gidx) < info.world:
-                    continue
-                share = math.ceil(len(gidx) / info.world)
-                idx = gidx[info.rank * share:(info.rank + 1) * share]
-                x = encode_split(encoder, data.x_train, idx).to(device)
-                y = torch.as_tensor(data.y_train[idx], device=device)
-                out, spikes = net(x, return_all=True)
-                counts = out.sum(1)
-                loss = F.cross_entropy(logit_scale * counts, y, reduction="sum") / len(gidx)
-                if rate_reg > 0:
-                    for s in spikes[:-1]:
-                        loss = loss + rate_reg * F.relu(min_rate - s.mean()) * len(idx) / len(gidx)
-                opt.zero_grad(set_to_none=True)
-                (loss * info.world).backward()
-                opt.step()
-                sched.step()
-                model.clamp_parameters_()
-                with torch.no_grad():
-                    pred = predict(out.detach().cpu().numpy())
-                    sum_correct += int((pred == data.y_train[idx]).sum())
-                    sum_loss += float(loss) * len(gidx)
-                    seen += len(idx)
-                    spike_sum += np.array([float(s.sum()) for s in spikes])
-                rates = spike_sum / (sizes * max(1, seen) * encoder.total_steps)
-                bar.update(epoch, epochs, sum_loss / max(1, seen), sum_correct / max(1, seen), rates)
-            ev = evaluate(model, data, encoder, n=int(recipe["data"]["eval_samples"]), device=device)
-            rates = (spike_sum / (sizes * max(1, seen) * encoder.total_steps)).tolist()
-            rec = {"epoch": epoch + 1, "loss": sum_loss / max(1, seen), "train_accuracy": sum_correct / max(1, seen),
-                   "test_accuracy": ev["accuracy"], "rates": dict(zip(names, rates)),
-                   "lr": float(sched.get_last_lr()[0] / opt.param_groups[0]["initial_lr"] * float(tr["lr"]))}
-            history.append(rec)
-            silent = [n for n, r in zip(names, rates) if r == 0.0]
+        for epoch in range(done.epoch, epochs):
+            st = _epoch(lp, epoch, on_batch)
+            history.append(_record(lp, epoch, st, int(recipe.data.eval_samples)))
             if info.main:
-                bar.log(f"epoch {epoch + 1}/{epochs}: loss {rec['loss']:.4f} train acc {rec['train_accuracy']:.4f} "
-                        f"test acc {ev['accuracy']:.4f}")
-                for n in silent:
-                    bar.log(f"warning: layer {n} is silent (no spikes in epoch {epoch + 1})")
-                save_checkpoint(checkpoint_path, model, opt, sched, epoch + 1,
-                                {"history": history, "init_report": init_report,
-                                 "train_seconds": t_before + time.time() - t0})
+                _log_epoch(lp.bar, history[-1], epochs)
+                _save(checkpoint_path, model, opt, sched, epoch + 1, history, done.init_report,
+                      done.seconds + time.time() - t0)
             if info.world > 1:
                 import torch.distributed as dist
 
                 dist.barrier()
     finally:
-        bar.close()
-    return TrainResult(model, history, init_report or {}, t_before + time.time() - t0, start_epoch)
+        lp.bar.close()
+    return TrainResult(model, history, done.init_report or {}, done.seconds + time.time() - t0, done.epoch)

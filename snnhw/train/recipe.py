@@ -1,6 +1,8 @@
-"""Recipes: one declarative TOML file per experiment (``models/<name>.toml``).
+"""Recipes: one declarative TOML file per experiment (``models/<name>.toml``), read into a :class:`Recipe`.
 
-Sections and keys (anything else is a one-line error naming the key):
+Each TOML table is a dataclass below; its fields are the legal keys and their defaults, the legal
+values are declared beside them and checked by :func:`snnhw.config.parse_table` (anything else is a
+one-line :class:`RecipeError` naming the key). Sections:
 
 ``[recipe]``  ``name``, ``description``.
 ``[data]``    ``dataset`` (see :data:`snnhw.data.DATASETS`), ``encoding`` (see
@@ -14,148 +16,239 @@ Sections and keys (anything else is a one-line error naming the key):
               ``padding``; pool: ``kernel``, ``weight`` (mantissa); any layer may override ``i_decay``,
               ``v_decay``, ``vth_mant``. ``bias`` (bool, all dense/conv layers). The last layer's
               neurons are the classes.
-``[neuron]``  ``i_decay``, ``v_decay`` (netx units 0..4096), ``vth_mant`` (optional: init chooses it).
-``[init]``    ``method`` (see :mod:`snnhw.init`), ``target_rate`` (spikes/neuron/step, measured on the
-              steps that carry input), ``calib_samples``, ``identity`` (hardware methods only: share of
-              a square hidden layer's input variance on one-to-one weights, see :func:`snnhw.init.init_spec`).
+``[neuron]``  ``i_decay``, ``v_decay`` (netx units 0..4096), ``vth_mant`` (0: init chooses it).
+``[init]``    ``method`` (see :data:`snnhw.init.METHODS`), ``target_rate`` (spikes/neuron/step, measured
+              on the steps that carry input), ``calib_samples``, ``identity`` (hardware methods only:
+              share of a square hidden layer's input variance on one-to-one weights, see
+              :func:`snnhw.init.init_spec`).
 ``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam"),
-              ``schedule`` ("cosine" or "constant"), ``surrogate`` (arctan, fast_sigmoid, lavadl,
-              triangle), ``seed``, ``logit_scale`` (cross-entropy on ``logit_scale * spike counts``),
-              ``rate_reg`` (weight of a penalty keeping hidden rates >= ``min_rate``), ``min_rate``,
-              ``readout_lr`` (multiplier of ``lr`` for the output layer, 1.0).
+              ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
+              :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
+              ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
+              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer).
+
+Chip ranges (decays, threshold, pool weight) come from :data:`snnhw.loihi.RANGES`. A layer key left out
+of the file stays ``None`` (the builder's default applies: stride 1, padding 0, pool weight 64, the
+``[neuron]`` values), so :meth:`Recipe.to_dict` returns exactly what the file said plus the defaults.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
-from snnhw.errors import InputError
+from typing import Any, Dict, List, Mapping, Optional, Union
 
-try:
-    import tomllib  # type: ignore[attr-defined]
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from snnhw.config import option, parse_sections, parse_table, read_toml, to_table
+from snnhw.core.surrogate import SURROGATES
+from snnhw.data.datasets import DATASETS, EVENT_DATASETS
+from snnhw.data.encoders import ENCODINGS
+from snnhw.errors import InputError
+from snnhw.init import METHODS
+from snnhw.loihi import RANGES
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-
-DEFAULTS: Dict[str, Dict] = {
-    "recipe": {"name": "", "description": ""},
-    "data": {"dataset": "digits", "encoding": "regular", "steps": 16, "split_seed": 0, "verify_samples": 256, "pad_steps": 0,
-             "eval_samples": 0, "levels": 16, "lo": 0.0, "hi": 1.0, "duration_s": 0.0, "max_samples": 0},
-    "model": {"layers": [], "bias": False},
-    "neuron": {"i_decay": 1024, "v_decay": 128, "vth_mant": 0},
-    "init": {"method": "hardware", "target_rate": 0.1, "calib_samples": 256, "identity": 0.0},
-    "train": {"epochs": 10, "batch_size": 64, "lr": 0.003, "weight_decay": 0.0, "optimizer": "adam",
-              "schedule": "cosine", "surrogate": "arctan", "seed": 0, "logit_scale": 1.0, "rate_reg": 0.0,
-              "min_rate": 0.01, "readout_lr": 1.0},
-}
-LAYER_KEYS = {
-    "dense": {"kind", "name", "out", "recurrent", "i_decay", "v_decay", "vth_mant"},
-    "conv": {"kind", "name", "channels", "kernel", "stride", "padding", "i_decay", "v_decay", "vth_mant"},
-    "pool": {"kind", "name", "kernel", "weight", "i_decay", "v_decay", "vth_mant"},
-    "flatten": {"kind", "name"},
-}
 
 
 class RecipeError(InputError):
     """A recipe is malformed; the message is one line naming the file and key."""
 
 
+def _chip(name: str, default: Any = None) -> Any:
+    """A field holding a chip parameter: legal values are :data:`snnhw.loihi.RANGES` ``[name]``."""
+    lo, hi = RANGES[name]
+    return option(default, lo=lo, hi=hi)
+
+
+class _Keyed:
+    """Read access by key (``section["lr"]``, ``layer.get("stride", 1)``) for code that still reads
+    recipes as dicts (:mod:`snnhw.train.build`); ``get`` treats a key left out (``None``) as missing."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+
+@dataclass
+class RecipeInfo(_Keyed):
+    name: str = ""
+    description: str = ""
+
+
+@dataclass
+class DataConfig(_Keyed):
+    dataset: str = option("digits", choices=DATASETS)
+    encoding: str = option("regular", choices=ENCODINGS)
+    steps: int = option(16, lo=1)
+    split_seed: int = 0
+    verify_samples: int = option(256, lo=0)
+    pad_steps: int = option(0, lo=0)
+    eval_samples: int = option(0, lo=0)
+    levels: int = option(16, lo=1)
+    lo: float = 0.0
+    hi: float = 1.0
+    duration_s: float = option(0.0, lo=0)
+    max_samples: int = option(0, lo=0)
+
+
+@dataclass
+class _Layer(_Keyed):
+    kind: str = ""
+    name: Optional[str] = None
+
+
+@dataclass
+class _NeuronOverrides:
+    i_decay: Optional[int] = _chip("i_decay")
+    v_decay: Optional[int] = _chip("v_decay")
+    vth_mant: Optional[int] = _chip("vth_mant")
+
+
+@dataclass
+class DenseLayer(_NeuronOverrides, _Layer):
+    out: Optional[int] = option(None, lo=1, required=True)
+    recurrent: Optional[bool] = None
+
+
+@dataclass
+class ConvLayer(_NeuronOverrides, _Layer):
+    channels: Optional[int] = option(None, lo=1, required=True)
+    kernel: Optional[int] = option(None, lo=1, required=True)
+    stride: Optional[int] = option(None, lo=1)
+    padding: Optional[int] = option(None, lo=0)
+
+
+@dataclass
+class PoolLayer(_NeuronOverrides, _Layer):
+    kernel: Optional[int] = option(None, lo=1, required=True)
+    weight: Optional[int] = _chip("weight")
+
+
+@dataclass
+class FlattenLayer(_Layer):
+    pass
+
+
+LayerConfig = Union[DenseLayer, ConvLayer, PoolLayer, FlattenLayer]
+LAYER_KINDS = {"dense": DenseLayer, "conv": ConvLayer, "pool": PoolLayer, "flatten": FlattenLayer}
+
+
+@dataclass
+class ModelConfig(_Keyed):
+    layers: List[Any] = option(default_factory=list)
+    bias: bool = False
+
+
+@dataclass
+class NeuronConfig(_Keyed):
+    i_decay: int = _chip("i_decay", 1024)
+    v_decay: int = _chip("v_decay", 128)
+    vth_mant: int = _chip("vth_mant", 0)
+
+
+@dataclass
+class InitConfig(_Keyed):
+    method: str = option("hardware", choices=METHODS)
+    target_rate: float = option(0.1, lo=0, lo_open=True)
+    calib_samples: int = option(256, lo=1)
+    identity: float = option(0.0, lo=0, hi=1, hi_open=True)
+
+
+@dataclass
+class TrainConfig(_Keyed):
+    epochs: int = option(10, lo=0)
+    batch_size: int = option(64, lo=1)
+    lr: float = option(0.003, lo=0)
+    weight_decay: float = option(0.0, lo=0)
+    optimizer: str = option("adam", choices=("adam",))
+    schedule: str = option("cosine", choices=("cosine", "constant"))
+    surrogate: str = option("arctan", choices=tuple(SURROGATES))
+    seed: int = 0
+    logit_scale: float = 1.0
+    rate_reg: float = option(0.0, lo=0)
+    min_rate: float = 0.01
+    readout_lr: float = option(1.0, lo=0, lo_open=True)
+
+
+SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neuron": NeuronConfig,
+            "init": InitConfig, "train": TrainConfig}
+
+
+@dataclass
+class Recipe(_Keyed):
+    """A validated recipe: one attribute per TOML section."""
+
+    recipe: RecipeInfo = field(default_factory=RecipeInfo)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    def to_dict(self) -> Dict[str, Dict]:
+        """The resolved recipe as nested dicts (what the run report stores under ``recipe.resolved``)."""
+        return to_table(self)
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str = "recipe") -> "Recipe":
+        """A copy with ``{"train.seed": 3, ...}`` replaced, checked like the file's own values."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            section, name = key.split(".")
+            d[section][name] = value
+        return parse_recipe(d, where=where)
+
+
 def available_recipes() -> List[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
 
 
-def recipe_path(name_or_path: str) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".toml" and p.exists():
-        return p
-    p = MODELS_DIR / f"{name_or_path}.toml"
-    if not p.exists():
-        raise RecipeError(f"unknown recipe '{name_or_path}'; choose one of {', '.join(available_recipes())} "
-                          f"or give a path to a .toml file")
-    return p
-
-
-def _check_type(where: str, key: str, value, default) -> None:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-    else:
-        ok = True
-    if not ok:
-        raise RecipeError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
-
-
-def parse_recipe(d: Dict, where: str = "recipe") -> Dict:
-    """Validate a recipe dict and fill defaults. Raises :class:`RecipeError` (one line)."""
-    out = copy.deepcopy(DEFAULTS)
-    for section, values in d.items():
-        if section not in DEFAULTS:
-            raise RecipeError(f"{where}: unknown section '[{section}]' (known: {', '.join(DEFAULTS)})")
-        if not isinstance(values, dict):
-            raise RecipeError(f"{where}: '{section}' must be a table")
-        for key, value in values.items():
-            if key not in DEFAULTS[section]:
-                raise RecipeError(f"{where}: unknown key '{section}.{key}' "
-                                  f"(known: {', '.join(DEFAULTS[section])})")
-            _check_type(where, f"{section}.{key}", value, DEFAULTS[section][key])
-            out[section][key] = value
-    layers = out["model"]["layers"]
-    if not layers:
+def _parse_layers(raw: Any, where: str) -> List[LayerConfig]:
+    if not raw:
         raise RecipeError(f"{where}: [model] layers is empty")
-    names = set()
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, dict) or "kind" not in layer:
+    layers, names = [], set()
+    for i, table in enumerate(raw):
+        if not isinstance(table, Mapping) or "kind" not in table:
             raise RecipeError(f"{where}: model.layers[{i}] needs a 'kind'")
-        kind = layer["kind"]
-        if kind not in LAYER_KEYS:
+        kind = table["kind"]
+        if kind not in LAYER_KINDS:
             raise RecipeError(f"{where}: model.layers[{i}] has unknown kind '{kind}' "
-                              f"(known: {', '.join(LAYER_KEYS)})")
-        bad = sorted(set(layer) - LAYER_KEYS[kind])
-        if bad:
-            raise RecipeError(f"{where}: unknown key 'model.layers[{i}].{bad[0]}' for a {kind} layer "
-                              f"(known: {', '.join(sorted(LAYER_KEYS[kind]))})")
-        layer.setdefault("name", f"{kind}{i + 1}")
-        if layer["name"] in names:
-            raise RecipeError(f"{where}: duplicate layer name '{layer['name']}'")
-        names.add(layer["name"])
-        required = {"dense": ["out"], "conv": ["channels", "kernel"], "pool": ["kernel"], "flatten": []}[kind]
-        for key in required:
-            if not isinstance(layer.get(key), int) or isinstance(layer.get(key), bool) or layer[key] < 1:
-                raise RecipeError(f"{where}: model.layers[{i}] ({layer['name']}) needs a positive integer '{key}'")
-    if out["data"]["steps"] < 1:
-        raise RecipeError(f"{where}: data.steps must be >= 1")
-    if out["train"]["epochs"] < 0 or out["train"]["batch_size"] < 1:
-        raise RecipeError(f"{where}: train.epochs must be >= 0 and train.batch_size >= 1")
-    if not out["train"]["readout_lr"] > 0:
-        raise RecipeError(f"{where}: train.readout_lr must be > 0, got {out['train']['readout_lr']}")
-    if not 0.0 <= out["init"]["identity"] < 1.0:
-        raise RecipeError(f"{where}: init.identity must lie in [0, 1), got {out['init']['identity']}")
-    if out["train"]["optimizer"] != "adam":
-        raise RecipeError(f"{where}: train.optimizer '{out['train']['optimizer']}' is not supported (adam)")
-    if out["train"]["schedule"] not in ("cosine", "constant"):
-        raise RecipeError(f"{where}: train.schedule must be 'cosine' or 'constant'")
-    if not out["recipe"]["name"]:
-        out["recipe"]["name"] = where
-    return out
+                              f"(known: {', '.join(LAYER_KINDS)})")
+        layer = parse_table(LAYER_KINDS[kind], table, where, f"model.layers[{i}]", RecipeError)
+        if layer.name is None:
+            layer.name = f"{kind}{i + 1}"
+        if layer.name in names:
+            raise RecipeError(f"{where}: duplicate layer name '{layer.name}'")
+        names.add(layer.name)
+        layers.append(layer)
+    return layers
 
 
-def load_recipe(name_or_path: str) -> Dict:
-    """Load and validate ``models/<name>.toml`` (or a path)."""
-    p = recipe_path(name_or_path)
-    try:
-        with open(p, "rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"recipe {p}: {str(e).splitlines()[0]}") from None
-    r = parse_recipe(d, where=f"recipe {p.stem}")
-    if r["recipe"]["name"] == f"recipe {p.stem}":
-        r["recipe"]["name"] = p.stem
+def parse_recipe(d: Mapping, where: str = "recipe") -> Recipe:
+    """Validate a recipe dict (a parsed TOML file) and fill defaults. Raises :class:`RecipeError` (one line).
+
+    A recipe without ``[recipe] name`` is named ``where``."""
+    sections = parse_sections(d, SECTIONS, where, RecipeError)
+    r = Recipe(**sections)
+    r.model = dataclasses.replace(r.model, layers=_parse_layers(r.model.layers, where))
+    if r.data.encoding == "events" and r.data.dataset not in EVENT_DATASETS:
+        raise RecipeError(f"{where}: encoding 'events' needs an event dataset "
+                          f"({', '.join(EVENT_DATASETS)}), not '{r.data.dataset}'")
+    if not r.recipe.name:
+        r.recipe.name = where
+    return r
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Load and validate ``models/<name>.toml`` (or a path); the recipe's name defaults to the file's."""
+    p, d = read_toml(name_or_path, MODELS_DIR, "recipe", RecipeError)
+    where = f"recipe {p.stem}"
+    r = parse_recipe(d, where=where)
+    if r.recipe.name == where:
+        r.recipe.name = p.stem
     return r

@@ -14,8 +14,9 @@ from typing import Dict, Optional
 import numpy as np
 
 from snnhw.core.network import simulate
+from snnhw.errors import InputError
 from snnhw.spec import NetworkSpec
-from snnhw.train.loop import predict
+from snnhw.train.evaluate import predict
 
 BACKENDS = ("lava", "netx")
 
@@ -29,12 +30,12 @@ def torch_outputs(spec: NetworkSpec, inputs: np.ndarray):
 def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", netx_path: Optional[str] = None):
     """(output spikes uint8, per-layer spikes or None, backend name) from Lava."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown verification backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown verification backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if backend == "netx":
-        from snnhw.io.netx import run_netx_lava
+        from snnhw.backends.netx_lava import run_netx_lava
 
         if not netx_path:
-            raise ValueError("the netx backend needs the run's model.net")
+            raise InputError("the netx backend needs the run's model.net")
         out = run_netx_lava(netx_path, inputs)
         return (out != 0).astype(np.uint8), None, "lava-dl-netx-cpu-sim"
     from snnhw.backends.lava import run_lava
@@ -46,7 +47,7 @@ def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", n
 def compare(torch_out: np.ndarray, lava_out: np.ndarray, labels: np.ndarray) -> Dict:
     """Agreement of two output spike arrays and the accuracies of their class decisions."""
     if torch_out.shape != lava_out.shape:
-        raise ValueError(f"output shapes differ: torch {torch_out.shape} vs lava {lava_out.shape}")
+        raise InputError(f"output shapes differ: torch {torch_out.shape} vs lava {lava_out.shape}")
     pt, pl = predict(torch_out), predict(lava_out)
     return {"output_spikes": float(np.mean(torch_out == lava_out)) if torch_out.size else 1.0,
             "predictions": float(np.mean(pt == pl)) if len(pt) else 1.0,

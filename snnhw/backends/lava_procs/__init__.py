@@ -1,6 +1,9 @@
 """Lava processes snnhw adds: recorders that write what they saw to a file at the last step.
 
-Imported only by :mod:`snnhw.backends.lava`, lazily (this module imports ``lava`` at import time).
+Imported only by :mod:`snnhw.backends.lava_stages`, lazily (this module imports ``lava`` at import time).
+It is a package of its own because Lava's compiler, looking for the ProcessModels of a Process, executes
+every module in the directory of the Process's module (and of its package's modules): alone in its
+directory, nothing else of snnhw is re-executed on every compile.
 
 Why: Lava's ``Var.get()`` (which ``RingBuffer`` sinks and ``Monitor`` use to hand data back) sends an
 array **one element per channel message**, through the runtime service; at ~20-40 us per element,
