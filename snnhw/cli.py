@@ -16,7 +16,7 @@ import sys
 
 import snnhw
 import snnhw.commands
-from snnhw.errors import SnnhwError
+from snnhw.errors import SnnhwError, one_line
 
 
 def _commands():
@@ -39,12 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
-
-
-def one_line(e: BaseException) -> str:
-    """The first line of an exception's message (its type name when the message is empty)."""
-    msg = str(e).strip()
-    return msg.splitlines()[0] if msg else type(e).__name__
 
 
 def main(argv=None) -> int:

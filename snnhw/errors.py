@@ -27,3 +27,9 @@ class MissingFileError(SnnhwError, FileNotFoundError):
 
 class MissingDependencyError(SnnhwError, ImportError):
     """An optional package (an extra such as ``snnhw[lava]``) is not installed."""
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (a KeyError's key unquoted; the type name when empty)."""
+    s = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
+    return s.splitlines()[0] if s else type(e).__name__

@@ -14,14 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from snnhw.errors import FileFormatError, InputError, MissingFileError
+from snnhw.errors import FileFormatError, InputError, MissingFileError, one_line
 
 HELP = "export a trained network (run dir, checkpoint, spec JSON) as NIR or lava-dl netx"
-
-
-def _first_line(e: BaseException) -> str:
-    msg = str(e).strip()
-    return msg.splitlines()[0] if msg else type(e).__name__
 
 
 def add_arguments(parser) -> None:
@@ -43,7 +38,7 @@ def _read_spec_json(p: Path):
     try:
         return NetworkSpec.from_json(p.read_text())
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:  # not a NetworkSpec document
-        raise FileFormatError(f"{p}: not a NetworkSpec JSON file ({type(e).__name__}: {_first_line(e)})") from None
+        raise FileFormatError(f"{p}: not a NetworkSpec JSON file ({type(e).__name__}: {one_line(e)})") from None
 
 
 def _load_weights(net, state: dict, path: Path) -> None:
@@ -51,7 +46,7 @@ def _load_weights(net, state: dict, path: Path) -> None:
     try:
         net.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as e:  # torch: missing/unexpected keys, shape mismatch
-        raise FileFormatError(f"{path} does not fit {path.parent / 'spec.json'}: {_first_line(e)}") from None
+        raise FileFormatError(f"{path} does not fit {path.parent / 'spec.json'}: {one_line(e)}") from None
 
 
 def _spec_from_checkpoint(path: Path):
@@ -129,6 +124,6 @@ def run(args) -> int:
     try:
         line = _write(spec, out, args)
     except OSError as e:  # the output path cannot be written (no permission, a directory, ...)
-        raise InputError(f"cannot write {out}: {e.strerror or _first_line(e)}") from None
+        raise InputError(f"cannot write {out}: {e.strerror or one_line(e)}") from None
     print(line)
     return 0

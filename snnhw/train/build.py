@@ -21,45 +21,51 @@ from snnhw.init import init_spec
 from snnhw.init.tensor import HARDWARE_METHODS
 from snnhw.spec import Neuron
 from snnhw.targets import LayerCost, Target
+from snnhw.train.recipe import Recipe
 
 
-def input_shape_for(recipe: Dict, feature_shape: Sequence[int], n_channels: int) -> Tuple[int, ...]:
+def input_shape_for(recipe: Recipe, feature_shape: Sequence[int], n_channels: int) -> Tuple[int, ...]:
     """The network's input shape: (C, H, W) when the first layer is a conv, else (channels,)."""
-    if recipe["model"]["layers"][0]["kind"] in ("conv", "pool"):
+    if recipe.model.layers[0].kind in ("conv", "pool"):
         if int(np.prod(feature_shape)) != n_channels or len(feature_shape) != 3:
             raise InputError(f"a conv/pool first layer needs image features; this dataset gives {tuple(feature_shape)}")
         return tuple(int(v) for v in feature_shape)
     return (int(n_channels),)
 
 
-def _neuron(recipe: Dict, layer: Dict) -> Neuron:
-    n = recipe["neuron"]
-    vth = layer.get("vth_mant", n.get("vth_mant", 0)) or 64
-    return Neuron(i_decay=layer.get("i_decay", n["i_decay"]), v_decay=layer.get("v_decay", n["v_decay"]),
-                  vth_mant=vth)
+def _or(value, default):
+    """A recipe layer key left out of the file is None: the default applies."""
+    return default if value is None else value
 
 
-def plan_layers(recipe: Dict, input_shape: Sequence[int], n_classes: int) -> List[Dict]:
+def _neuron(recipe: Recipe, layer) -> Neuron:
+    n = recipe.neuron
+    vth = _or(getattr(layer, "vth_mant", None), n.vth_mant) or 64
+    return Neuron(i_decay=_or(getattr(layer, "i_decay", None), n.i_decay),
+                  v_decay=_or(getattr(layer, "v_decay", None), n.v_decay), vth_mant=vth)
+
+
+def plan_layers(recipe: Recipe, input_shape: Sequence[int], n_classes: int) -> List[Dict]:
     """Per recipe layer: kind, name, in/out shape, neurons, synapses. Raises InputError on shape errors."""
     shape = tuple(int(v) for v in input_shape)
     plan = []
-    layers = recipe["model"]["layers"]
+    layers = recipe.model.layers
     for i, l in enumerate(layers):
-        kind, name = l["kind"], l["name"]
+        kind, name = l.kind, l.name
         if kind == "dense":
             n_in = int(np.prod(shape))
-            out = (l["out"],)
-            syn = n_in * l["out"] + (l["out"] ** 2 if l.get("recurrent") else 0)
+            out = (l.out,)
+            syn = n_in * l.out + (l.out ** 2 if l.recurrent else 0)
         elif kind == "flatten":
             out, syn = (int(np.prod(shape)),), 0
         else:
             if len(shape) != 3:
                 raise InputError(f"layer {name}: {kind} needs a (C, H, W) input, got {shape} (add no flatten before it)")
             c, h, w = shape
-            k = l["kernel"]
+            k = l.kernel
             if kind == "conv":
-                s, p = l.get("stride", 1), l.get("padding", 0)
-                out = (l["channels"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                s, p = _or(l.stride, 1), _or(l.padding, 0)
+                out = (l.channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
                 syn = int(np.prod(out)) * c * k * k
             else:
                 out = (c, (h - k) // k + 1, (w - k) // k + 1)
@@ -78,41 +84,41 @@ def layer_costs(plan: List[Dict]) -> List[LayerCost]:
     return [LayerCost(p["name"], p["neurons"], p["synapses"]) for p in plan if p["kind"] != "flatten"]
 
 
-def build_model(recipe: Dict, target: Target, input_shape: Sequence[int], n_classes: int) -> SpikingNet:
+def build_model(recipe: Recipe, target: Target, input_shape: Sequence[int], n_classes: int) -> SpikingNet:
     """Create the modules (weights zero until :func:`initialize`)."""
     plan = plan_layers(recipe, input_shape, n_classes)
     q = target.quantized
-    sur = Surrogate(recipe["train"]["surrogate"])
-    bias = bool(recipe["model"]["bias"])
+    sur = Surrogate(recipe.train.surrogate)
+    bias = bool(recipe.model.bias)
     mods = []
-    for p, l in zip(plan, recipe["model"]["layers"]):
+    for p, l in zip(plan, recipe.model.layers):
         kind = p["kind"]
         if kind == "dense":
-            mods.append(SpikingDense(p["name"], int(np.prod(p["in_shape"])), l["out"], _neuron(recipe, l), quantized=q,
-                                     recurrent=bool(l.get("recurrent", False)), bias=bias, surrogate=sur))
+            mods.append(SpikingDense(p["name"], int(np.prod(p["in_shape"])), l.out, _neuron(recipe, l), quantized=q,
+                                     recurrent=bool(l.recurrent), bias=bias, surrogate=sur))
         elif kind == "conv":
-            mods.append(SpikingConv(p["name"], p["in_shape"], l["channels"], l["kernel"], _neuron(recipe, l),
-                                    stride=l.get("stride", 1), padding=l.get("padding", 0), quantized=q, bias=bias,
+            mods.append(SpikingConv(p["name"], p["in_shape"], l.channels, l.kernel, _neuron(recipe, l),
+                                    stride=_or(l.stride, 1), padding=_or(l.padding, 0), quantized=q, bias=bias,
                                     surrogate=sur))
         elif kind == "pool":
-            mods.append(SpikingSumPool(p["name"], p["in_shape"], l["kernel"], _neuron(recipe, l),
-                                       pool_weight=l.get("weight", 64), quantized=q, surrogate=sur))
+            mods.append(SpikingSumPool(p["name"], p["in_shape"], l.kernel, _neuron(recipe, l),
+                                       pool_weight=_or(l.weight, 64), quantized=q, surrogate=sur))
         else:
             mods.append(FlattenLayer(p["name"], p["in_shape"]))
-    return SpikingNet(input_shape, mods, quantized=q, metadata={"recipe": recipe["recipe"]["name"]})
+    return SpikingNet(input_shape, mods, quantized=q, metadata={"recipe": recipe.name})
 
 
 # ------------------------------------------------------------------------------------------------
 # initialization
 # ------------------------------------------------------------------------------------------------
-def initialize(model: SpikingNet, recipe: Dict, calib: torch.Tensor, seed: int, method: Optional[str] = None) -> Dict:
+def initialize(model: SpikingNet, recipe: Recipe, calib: torch.Tensor, seed: int, method: Optional[str] = None) -> Dict:
     """Fill the model's weights, weight exponents and thresholds; return the init report (a dict)."""
-    method = method or recipe["init"]["method"]
-    target_rate = float(recipe["init"]["target_rate"])
+    method = method or recipe.init.method
+    target_rate = float(recipe.init.target_rate)
     spec = model.to_spec()
     # identity belongs to the hardware-aware init; baselines (kaiming, ...) run as their papers state them
     hw = method in HARDWARE_METHODS
-    opts = {"identity": float(recipe["init"]["identity"])} if (hw and recipe["init"]["identity"]) else {}
+    opts = {"identity": float(recipe.init.identity)} if (hw and recipe.init.identity) else {}
     new_spec, rep = init_spec(spec, method, seed=int(seed), calib_input=calib.numpy(), target_rate=target_rate,
                               **opts)
     model.load_spec(new_spec)

@@ -59,26 +59,14 @@ def _chip(name: str, default: Any = None) -> Any:
     return option(default, lo=lo, hi=hi)
 
 
-class _Keyed:
-    """Read access by key (``section["lr"]``, ``layer.get("stride", 1)``) for code that still reads
-    recipes as dicts (:mod:`snnhw.train.build`); ``get`` treats a key left out (``None``) as missing."""
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = getattr(self, key, None)
-        return default if value is None else value
-
-
 @dataclass
-class RecipeInfo(_Keyed):
+class RecipeInfo:
     name: str = ""
     description: str = ""
 
 
 @dataclass
-class DataConfig(_Keyed):
+class DataConfig:
     dataset: str = option("digits", choices=DATASETS)
     encoding: str = option("regular", choices=ENCODINGS)
     steps: int = option(16, lo=1)
@@ -94,7 +82,7 @@ class DataConfig(_Keyed):
 
 
 @dataclass
-class _Layer(_Keyed):
+class _Layer:
     kind: str = ""
     name: Optional[str] = None
 
@@ -136,20 +124,20 @@ LAYER_KINDS = {"dense": DenseLayer, "conv": ConvLayer, "pool": PoolLayer, "flatt
 
 
 @dataclass
-class ModelConfig(_Keyed):
+class ModelConfig:
     layers: List[Any] = option(default_factory=list)
     bias: bool = False
 
 
 @dataclass
-class NeuronConfig(_Keyed):
+class NeuronConfig:
     i_decay: int = _chip("i_decay", 1024)
     v_decay: int = _chip("v_decay", 128)
     vth_mant: int = _chip("vth_mant", 0)
 
 
 @dataclass
-class InitConfig(_Keyed):
+class InitConfig:
     method: str = option("hardware", choices=METHODS)
     target_rate: float = option(0.1, lo=0, lo_open=True)
     calib_samples: int = option(256, lo=1)
@@ -157,7 +145,7 @@ class InitConfig(_Keyed):
 
 
 @dataclass
-class TrainConfig(_Keyed):
+class TrainConfig:
     epochs: int = option(10, lo=0)
     batch_size: int = option(64, lo=1)
     lr: float = option(0.003, lo=0)
@@ -177,7 +165,7 @@ SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neu
 
 
 @dataclass
-class Recipe(_Keyed):
+class Recipe:
     """A validated recipe: one attribute per TOML section."""
 
     recipe: RecipeInfo = field(default_factory=RecipeInfo)

@@ -63,7 +63,7 @@ import h5py
 import numpy as np
 
 from snnhw import loihi
-from snnhw.errors import MissingFileError
+from snnhw.errors import MissingFileError, one_line
 from snnhw.io.netx.schema import (NETX_DEFAULT_NEURON, UNSUPPORTED, NetxFormatError, check_conv_sums,
                                   check_vth, encode, lava_dense_weights)
 from snnhw.spec import Conv, Dense, Flatten, Neuron, NetworkSpec
@@ -76,17 +76,12 @@ H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
 # ------------------------------------------------------------------------------------------------
 # File access: every h5py read goes through these, which turn h5py's errors into NetxFormatError
 # ------------------------------------------------------------------------------------------------
-def _one_line(e: BaseException) -> str:
-    s = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
-
-
 def _child(g: h5py.Group, key: str, where: str):
     """``g[key]`` (a group or dataset), or None when ``g`` has no ``key``."""
     try:
         return g[key] if key in g else None
     except H5_ERRORS as e:
-        raise NetxFormatError(f"{where}: cannot read '{key}' (corrupt file: {_one_line(e)})") from None
+        raise NetxFormatError(f"{where}: cannot read '{key}' (corrupt file: {one_line(e)})") from None
 
 
 def _dataset(g: h5py.Group, key: str, where: str) -> np.ndarray:
@@ -99,7 +94,7 @@ def _dataset(g: h5py.Group, key: str, where: str) -> np.ndarray:
     try:
         return np.asarray(d[()])
     except H5_ERRORS as e:
-        raise NetxFormatError(f"{where}: cannot read '{key}' (corrupt file: {_one_line(e)})") from None
+        raise NetxFormatError(f"{where}: cannot read '{key}' (corrupt file: {one_line(e)})") from None
 
 
 def _has(g: h5py.Group, key: str, where: str) -> bool:
@@ -355,7 +350,7 @@ def _read(f: h5py.File, path: str) -> NetworkSpec:
     try:
         n = len(lg)
     except H5_ERRORS as e:
-        raise NetxFormatError(f"{path}: cannot list the 'layer' group (corrupt file: {_one_line(e)})") from None
+        raise NetxFormatError(f"{path}: cannot list the 'layer' group (corrupt file: {one_line(e)})") from None
     if n == 0:
         raise NetxFormatError(f"{path}: the 'layer' group is empty")
     chain = _Chain()
@@ -387,7 +382,7 @@ def read_netx(path, *, strict: bool = False) -> NetworkSpec:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise NetxFormatError(f"{path}: not a readable HDF5 file ({_one_line(e)})") from None
+        raise NetxFormatError(f"{path}: not a readable HDF5 file ({one_line(e)})") from None
     with f:
         spec = _read(f, path)
     if strict:
