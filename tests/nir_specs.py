@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnhw import loihi
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
 
 def _even(a):
-    return np.clip(2 * np.round(np.asarray(a) / 2), -256, 254).astype(np.int64)
+    return np.clip(2 * np.round(np.asarray(a) / 2), loihi.WEIGHT_MANT_MIN, loihi.MIXED_MANT_MAX).astype(np.int64)
 
 
 def mlp(seed: int = 0, quantized: bool = True) -> NetworkSpec:
@@ -38,7 +39,7 @@ def cnn(seed: int = 1, quantized: bool = True) -> NetworkSpec:
     conv_w = rng.normal(4, 40, (4, 2, 3, 3))
     dense_w = rng.normal(3, 40, (6, 64))
     if quantized:
-        conv = Conv("conv1", np.round(conv_w).astype(np.int64).clip(-256, 255), (2, 8, 8), Neuron(1024, 512, 120),
+        conv = Conv("conv1", np.round(conv_w).astype(np.int64).clip(loihi.WEIGHT_MANT_MIN, loihi.WEIGHT_MANT_MAX), (2, 8, 8), Neuron(1024, 512, 120),
                     padding=(1, 1), bias_mant=np.array([3, -2, 0, 5], dtype=np.int64))
         pool = SumPool("pool1", (4, 8, 8), weight=90, neuron=Neuron(4096, 1024, 100))
         dense = Dense("fc", _even(dense_w), Neuron(2048, 256, 150))

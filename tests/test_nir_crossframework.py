@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.io.nir import export_nir, load_model
 from snnhw.nir_import import aligned, float_reference
@@ -52,7 +53,7 @@ def _mlp():
     rng = np.random.default_rng(7)
 
     def even(a):
-        return np.clip(2 * np.round(a / 2), -256, 254).astype(np.int64)
+        return np.clip(2 * np.round(a / 2), loihi.WEIGHT_MANT_MIN, loihi.MIXED_MANT_MAX).astype(np.int64)
 
     w1 = even(rng.normal(6, 60, (128, 64)))
     w2 = even(rng.normal(4, 70, (10, 128)))

@@ -204,3 +204,41 @@ def test_cnn_graph_without_snnhw_metadata_calibrates_onto_lava(tmp_path):
     assert [q["weight_exp"] for q in rep["quantization"]][:2] == [0, 0]
     assert rep["agreement"]["output_cosine"] > 0.99 and rep["agreement"]["predictions"] >= 0.875
     assert all(l["count_cosine"] > 0.99 for l in rep["layers"])
+
+
+def test_float_reference_is_nir_euler_semantics():
+    """The float reference (the core's CUBA loop with NIR coefficients) against the NIR Euler equations
+    written out in numpy: per-neuron constants, v_leak, v_reset != 0, a recurrent Affine with bias (from
+    the previous step's spikes), both resets and Loihi's synapse delay."""
+    import nir
+
+    from snnhw.io.nir import graph_to_model
+
+    rng = np.random.default_rng(3)
+    n, n_in, dt = 5, 4, 1e-4
+    tau_syn, tau_mem = np.linspace(3e-4, 9e-4, n), np.linspace(8e-4, 3e-3, n)
+    r, w_in = np.linspace(5.0, 12.0, n), np.linspace(2.0, 4.0, n)
+    v_leak, v_th, v_reset = np.linspace(-0.2, 0.4, n), np.linspace(0.8, 1.5, n), np.linspace(0.0, 0.3, n)
+    w, wr, br = rng.normal(0.8, 1.0, (n, n_in)), rng.normal(0, 0.5, (n, n)), rng.normal(0, 0.1, n)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([n_in])}), "fc": nir.Linear(weight=w),
+        "lif": nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, v_threshold=v_th, v_reset=v_reset,
+                           w_in=w_in),
+        "rec": nir.Affine(weight=wr, bias=br), "output": nir.Output(output_type={"output": np.array([n])})},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")])
+    model = graph_to_model(g, dt=dt)
+    x = poisson_inputs(n_in, rate=0.4, steps=60, samples=3, seed=2).astype(np.float64)
+    for reset in ("zero", "subtract"):
+        for delay in (0, 1):
+            ref = float_reference(model, x, reset=reset, synapse_delay=delay, record=True)
+            a = x @ w.T
+            a = np.concatenate([np.zeros((3, delay, n)), a[:, :60 - delay]], axis=1)
+            i_st, v, s = np.zeros((3, n)), np.zeros((3, n)), np.zeros((3, n))
+            for t in range(60):
+                i_st = (1 - dt / tau_syn) * i_st + dt * w_in / tau_syn * (a[:, t] + s @ wr.T + br)
+                v = (1 - dt / tau_mem) * v + dt / tau_mem * v_leak + dt * r / tau_mem * i_st
+                s = (v > v_th).astype(np.float64)
+                v = v - v_th * s if reset == "subtract" else np.where(s > 0, v_reset, v)
+                np.testing.assert_array_equal(ref.output[:, t], s, err_msg=f"{reset} {delay} step {t}")
+                np.testing.assert_allclose(ref.traces[0][1][:, t], v, rtol=1e-9, atol=1e-12)
+            assert ref.output.sum() > 10

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from snnhw import loihi
 from snnhw.core.network import simulate
 from snnhw.io.nir import (NIRFormatError, export_nir, load_model, model_to_spec_exact, read_nir_spec,
                           spec_to_graph)
@@ -229,14 +230,15 @@ def _dense_specs(draw):
     layers, prev = [], n_in
     for i in range(draw(st.integers(1, 3))):
         n = draw(st.integers(1, 10))
-        w = np.clip(2 * rng.integers(-128, 128, (n, prev)), -256, 254).astype(np.int64)
+        w = np.clip(2 * rng.integers(-128, 128, (n, prev)), loihi.WEIGHT_MANT_MIN, loihi.MIXED_MANT_MAX).astype(np.int64)
         neuron = Neuron(i_decay=draw(st.sampled_from([0, 1, 1024, 4095, 4096])),
                         v_decay=draw(st.sampled_from([0, 1, 256, 4096])), vth_mant=draw(st.integers(0, 131071)))
         layer = Dense(f"l{i}", w, neuron, weight_exp=draw(st.integers(-8, 7)))
         if draw(st.booleans()):
             layer.bias_mant = rng.integers(-4096, 4096, n).astype(np.int64)
         if draw(st.booleans()):
-            layer.weight_rec = np.clip(2 * rng.integers(-128, 128, (n, n)), -256, 254).astype(np.int64)
+            layer.weight_rec = np.clip(2 * rng.integers(-128, 128, (n, n)), loihi.WEIGHT_MANT_MIN,
+                                       loihi.MIXED_MANT_MAX).astype(np.int64)
             layer.rec_exp = draw(st.integers(-8, 7))
         layers.append(layer)
         prev = n

@@ -4,7 +4,9 @@
 Maps any NIR graph of Input, Output, Affine, Linear, Conv2d, Flatten, SumPool2d, CubaLIF, LIF, IF
 (flat, with recurrent cycles, or with nested recurrent subgraphs) onto Loihi 2, runs it on Lava's CPU
 simulator and reports its fidelity to a float simulation with NIR semantics
-(:mod:`snnhw.nir_import`). ``--rate`` is a spike probability per input per step.
+(:mod:`snnhw.nir_import`). ``--rate`` is a spike probability per input per step. Errors a user can
+cause (a malformed file, bad inputs or options) are :class:`snnhw.errors.SnnhwError` s raised where
+they are found; the CLI prints them as one line.
 """
 from __future__ import annotations
 
@@ -37,26 +39,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from snnhw.io.inputs import load_inputs
+    from snnhw.nir_import import import_nir
 
-    try:
-        from snnhw.nir_import import import_nir
-
-        x = None
-        if args.inputs:
-            from snnhw.commands.simulate import load_inputs
-
-            x = load_inputs(args.inputs)
-        out = Path(args.out) if args.out else Path("export") / f"import-{Path(args.file).stem}"
-        rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
-                         steps=args.steps, samples=args.samples, seed=args.seed, out=out,
-                         compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
-                         log=lambda m: print(m, file=sys.stderr))
-    except (ValueError, OSError, KeyError, RuntimeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(msg) from None
-    except Exception as e:  # never a traceback for a bad input file
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"import failed: {type(e).__name__}: {msg}") from None
+    x = load_inputs(args.inputs) if args.inputs else None
+    out = Path(args.out) if args.out else Path("export") / f"import-{Path(args.file).stem}"
+    rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
+                     steps=args.steps, samples=args.samples, seed=args.seed, out=out,
+                     compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
+                     log=lambda m: print(m, file=sys.stderr))
     a = rep["agreement"]
     print(f"{args.file} -> {out} [{rep['target']}, {rep['backend']}, spec from {rep['spec_from']}]")
     print(f"output cosine {a['output_cosine']:.4f}, arg-max agreement {a['predictions'] * 100:.1f}% "

@@ -1,0 +1,229 @@
+"""``import_nir``: the whole import of a NIR graph, as named stages (module docstring of
+:mod:`snnhw.nir_import`): load and inputs, the float reference, the chip spec (exact from snnhw
+metadata, or calibrated, with subtract-reset compensation), the chip run, the measures and the
+measured effects of what the chip cannot do exactly, and the run directory."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from snnhw.errors import InputError, SnnhwError
+from snnhw.io import atomic
+from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
+from snnhw.nir_import.chip import run_chip, run_twin
+from snnhw.nir_import.compensate import compensate_subtract
+from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
+from snnhw.nir_import.plots import import_plots
+from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
+from snnhw.nir_import.reference import RESETS, RefResult, float_reference
+from snnhw.spec import NetworkSpec
+
+TARGETS = ("loihi2", "float")
+CALIB_SEED_OFFSET = 1_000_003  # the held-out calibration draw's seed: seed + this
+COMPENSATION_METHOD = ("per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the zero-reset float "
+                       "network best matches the subtract-reset reference's spike counts (least squares, greedy, "
+                       "layer by layer) on the calibration inputs")
+
+
+@dataclass
+class _Inputs:
+    """Inputs [B, T, n_in], calibration inputs and their description for the report."""
+
+    x: np.ndarray
+    calib: np.ndarray
+    desc: Dict
+
+
+@dataclass
+class _Chip:
+    """The spec that ran, how it was made, and its per-layer spikes (padded by ``latency`` steps)."""
+
+    spec: NetworkSpec
+    maps: List
+    backend: str
+    layers: List[np.ndarray]
+    xp: np.ndarray
+    latency: int
+    exact_meta: bool = False
+    compensation: Optional[Dict] = None
+    lossy: List[str] = field(default_factory=list)
+
+
+def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
+    if inputs is None:
+        x = poisson_inputs(model.n_in, rate=rate, steps=steps, samples=samples, seed=seed)
+        calib = poisson_inputs(model.n_in, rate=rate, steps=steps, samples=samples, seed=seed + CALIB_SEED_OFFSET)
+        return _Inputs(x, calib, {"kind": "poisson", "rate_per_step": rate, "steps": steps, "samples": samples,
+                                  "seed": seed, "calibration": "a separate Poisson draw (seed + 1000003), same "
+                                                               "rate/steps/samples"})
+    x = np.asarray(inputs)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[2] != model.n_in:
+        raise InputError(f"inputs must be shaped [samples, steps, {model.n_in}], got {tuple(np.shape(inputs))}")
+    if not np.all(np.isfinite(x.astype(np.float64))):
+        raise InputError("inputs contain NaN or infinity")
+    return _Inputs(x, x, {"kind": "file", "shape": list(x.shape),
+                          "calibration": "the given inputs themselves (in-sample)"})
+
+
+def _padded(x: np.ndarray, steps: int) -> np.ndarray:
+    return np.concatenate([x, np.zeros((x.shape[0], steps, x.shape[2]), dtype=x.dtype)], axis=1)
+
+
+def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_exp: int):
+    """(spec, maps, compensation record or None) by hardware-aware calibration."""
+    theta_scale, comp = None, None
+    if reset == "subtract" and compensate:
+        theta_scale, kc = compensate_subtract(model, calib)
+        comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
+                "float_count_cosine_per_layer": kc}
+    spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale, max_weight_exp=max_exp)
+    return spec, maps, comp
+
+
+def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max_exp: int, log) -> _Chip:
+    """The chip spec (bit-exact from snnhw metadata, else calibrated) run on Lava fixed_pt."""
+    spec, exact_meta = None, False
+    try:
+        if has_snnhw_metadata(model):
+            spec = model_to_spec_exact(model)
+            exact_meta = spec.quantized
+    except NIRFormatError as e:  # edited after export, or malformed: calibrate instead
+        log(f"snnhw metadata ignored: {e}")
+    maps, comp = [], None
+    if not exact_meta:
+        spec, maps, comp = _calibrated_spec(model, inp.calib, reset, compensate, max_exp)
+    L = latency(spec)
+    xp = _padded(inp.x, L)
+    log(f"running {inp.x.shape[0]} samples on Lava (fixed_pt) ...")
+    layers, backend = run_chip(spec, xp)
+    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp)
+
+
+def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
+    """The float twin's spec run on snnhw's float simulation (Loihi timing)."""
+    spec = float_spec(model, reset=reset)
+    L = latency(spec)
+    xp = _padded(inp.x, L)
+    return _Chip(spec, [], "snnhw-float-twin", run_twin(spec, xp), xp, L)
+
+
+def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, reset: str,
+                      max_exp: int) -> Dict:
+    """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation)."""
+    zero_ref = float_reference(model, inp.x, reset="zero")
+    eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
+    if chip.compensation is not None:
+        unc_spec, _ = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
+        unc = aligned(run_twin(unc_spec, chip.xp), inp.x.shape[1])
+        eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
+        eff["chip_without_compensation_backend"] = "snnhw-exact-core (bit-exact with Lava fixed_pt)"
+        eff["chip_with_compensation_vs_reference"] = dict(agree)
+    return eff
+
+
+def _float_target_notes(model: NirModel) -> List[str]:
+    """What the float twin's spec approximates (target ``float``)."""
+    notes = []
+    for st in model.neuron_stages:
+        nd, name = st.neuron, safe_name(st.name)
+        if np.ptp(nd.alpha) > 1e-9 or np.ptp(nd.beta) > 1e-9:
+            notes.append(f"layer {name}: per-neuron time constants share one decay pair (median)")
+        if np.any(nd.v_reset != 0):
+            notes.append(f"layer {name}: v_reset != 0 mapped by shifting v (initial state differs)")
+        if (st.bias is not None or st.bias_rec is not None) and np.median(nd.alpha) > 0:
+            notes.append(f"layer {name}: bias on the synaptic current mapped to its steady state on v")
+    return notes
+
+
+def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target: str, reset: str,
+             max_exp: int):
+    """(lossy notes, measured effects) of what the chip cannot do exactly."""
+    lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes]
+    effects: Dict[str, Dict] = {}
+    if reset == "subtract" and target == "loihi2":
+        lossy.append("subtractive reset: Loihi resets v to 0")
+        effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp)
+    if any(np.ptp(s.neuron.alpha) > 1e-9 or np.ptp(s.neuron.beta) > 1e-9 for s in model.neuron_stages):
+        shared = float_reference(model, inp.x, reset=reset, shared_decay=True)
+        effects["per_neuron_tau"] = {"float_shared_decay_vs_reference": agreement(shared.output.sum(axis=1), rc)}
+    if target == "float":
+        lossy += _float_target_notes(model)
+    return lossy, effects
+
+
+def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Chip, ref: RefResult,
+               chip_al: List[np.ndarray], target: str) -> None:
+    """The run directory: spec.json, verify/*.npy, model.net (loihi2), model.nir, plots, report.json."""
+    x = inp.x
+    files = ["spec.json", "verify/inputs.npy", "verify/lava_output_spikes.npy",
+             "verify/float_output_spikes.npy", "report.json"]
+    atomic.write_text(out / "spec.json", chip.spec.to_json())
+    binary = np.all((x == 0) | (x == 1))
+    atomic.save_npy(out / "verify" / "inputs.npy", np.asarray(x).astype(np.uint8 if binary else np.float32))
+    atomic.save_npy(out / "verify" / "lava_output_spikes.npy", chip.layers[-1].astype(np.uint8))
+    atomic.save_npy(out / "verify" / "float_output_spikes.npy", ref.output.astype(np.uint8))
+    if target == "loihi2":
+        from snnhw.io.netx import write_netx
+
+        try:
+            write_netx(chip.spec, out / "model.net")
+            files.append("model.net")
+        except SnnhwError as e:  # what netx cannot encode (e.g. weight_exp > 0), or lava-dl missing
+            report["model_net"] = f"not written: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    try:
+        export_nir(chip.spec, out / "model.nir", dt=model.dt, lossy=target == "float")
+        files.append("model.nir")
+    except (NIRFormatError, OSError) as e:
+        report["model_nir"] = f"not written: {str(e).splitlines()[0]}"
+    files += import_plots(out, ref.output.sum(axis=1), chip_al[-1].sum(axis=1), report["layers"], ref.output,
+                          chip_al[-1])
+    report["files"] = files
+    # byte format of report.json as before: indent 2, no trailing newline
+    atomic.write_text(out / "report.json", json.dumps(atomic.to_jsonable(report), indent=2))
+
+
+def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: str = "zero",
+               inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
+               seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
+               log: Optional[Callable[[str], None]] = None) -> Dict:
+    """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``)."""
+    log = log or (lambda msg: None)
+    if target not in TARGETS:
+        raise InputError(f"--target must be loihi2 or float, not '{target}'")
+    if reset not in RESETS:
+        raise InputError(f"--reset must be zero or subtract, not '{reset}'")
+    max_exp = 0 if netx_compatible else EXP_MAX
+    model = load_model(path, dt=dt)
+    inp = _inputs(model, inputs, rate, steps, samples, seed)
+    B, T = inp.x.shape[:2]
+    log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} s "
+        f"({model.dt_source}); {B} samples x {T} steps")
+    ref = float_reference(model, inp.x, reset=reset)
+    chip = (_run_loihi2(model, inp, reset, compensate, max_exp, log) if target == "loihi2"
+            else _run_float(model, inp, reset))
+    chip_al = aligned(chip.layers, T)
+    rc, cc = ref.output.sum(axis=1), chip_al[-1].sum(axis=1)
+    agree = agreement(cc, rc)
+    lossy, effects = _effects(model, inp, chip, rc, agree, target, reset, max_exp)
+    report = {
+        "source": str(path), "target": target, "backend": chip.backend, "dt": model.dt, "dt_source": model.dt_source,
+        "reset": reset, "inputs": inp.desc, "latency_steps": chip.latency,
+        "nir_type_check": model.type_check_error or "passed",
+        "spec_from": "snnhw metadata (bit-exact)" if chip.exact_meta else (
+            "hardware-aware calibration" if target == "loihi2" else "float twin"),
+        "agreement": agree, "reference_ties": ties(rc),
+        "layers": layer_report([safe_name(s.name) for s in model.neuron_stages], ref.layer_spikes, chip_al),
+        "quantization": [m.as_dict() for m in chip.maps], "lossy": lossy, "effects": effects,
+        "compensation": chip.compensation,
+        "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
+                      f"inputs padded with {chip.latency} zero steps",
+    }
+    if out is not None:
+        _write_run(Path(out), report, model, inp, chip, ref, chip_al, target)
+    return report
