@@ -29,7 +29,9 @@ class MissingDependencyError(SnnhwError, ImportError):
     """An optional package (an extra such as ``snnhw[lava]``) is not installed."""
 
 
-def one_line(e: BaseException) -> str:
-    """The first line of an exception's message (a KeyError's key unquoted; the type name when empty)."""
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (a KeyError's key unquoted; the type name when empty),
+    cut to ``limit`` characters."""
     s = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
+    s = s.splitlines()[0] if s else type(e).__name__
+    return s if len(s) <= limit else s[:limit - 3] + "..."

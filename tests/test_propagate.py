@@ -8,9 +8,10 @@ import torch
 
 from snnhw.cli import main
 from snnhw.core.network import simulate
-from snnhw.init.propagate import (PropagateConfig, _loihi_neuron, _loihi_rates_vth, _loihi_synapse, plot,
+from snnhw.init.propagate import (PropagateConfig, _loihi_neuron, _loihi_rates_vth, _loihi_synapse,
                                   propagate)
 from snnhw.spec import Dense, Neuron, NetworkSpec
+from snnhw.report.plots import propagation_plots
 
 
 def test_loihi2_chain_equals_simulate_with_the_pipeline_delay_factored_out():
@@ -57,7 +58,7 @@ def test_json_schema_and_plots(tmp_path):
         assert np.array(r["var_u_per_step"]).shape == (4, 3)
         assert np.array(r["spike_count_per_step"]).shape == (4, 3)
         assert np.allclose(np.mean(r["spike_count_per_step"], axis=1), r["spike_count"])
-    paths = plot(data, str(tmp_path))
+    paths = propagation_plots(data, str(tmp_path))
     assert {os.path.basename(p) for p in paths} == {"var_u.png", "spike_count.png", "spike_count_per_step.png"}
     again = propagate(layers=4, widths=[60], steps=3, repeats=2, batch=2, inits=["micheli"],
                       semantics="float-hard", seed=1)

@@ -48,7 +48,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import torch
 
-    from snnhw.init.propagate import PropagateConfig, plot, propagate, write_json
+    from snnhw.init.propagate import PropagateConfig, propagate, write_json
+    from snnhw.report.plots import propagation_plots
 
     if args.threads is not None:
         if args.threads < 1:
@@ -62,7 +63,7 @@ def run(args) -> int:
     data = propagate(cfg, progress=not args.no_progress and sys.stderr.isatty())
     path = os.path.join(args.out, "propagation.json")
     write_json(data, path)
-    pngs = plot(data, args.out)
+    pngs = propagation_plots(data, args.out)
     L = data["config"]["layers"]
     print(f"{'init':<28}{'spikes L1':>11}{f'spikes L{L}':>12}{'ratio':>9}{f'Var ratio L{L}':>15}")
     for key, r in data["results"].items():

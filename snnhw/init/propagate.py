@@ -28,7 +28,6 @@ neuron per step (Micheli et al.'s ``spike_count``). Each repeat draws new weight
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -405,68 +404,3 @@ def propagate(config: Optional[PropagateConfig] = None, *, progress: bool = Fals
 def write_json(data: Dict, path: str) -> None:
     """Write ``propagation.json`` (indent 1) atomically."""
     atomic.write_json(path, data, indent=1)
-
-
-# ------------------------------------------------------------------------------------------------
-# plots
-# ------------------------------------------------------------------------------------------------
-def plot(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
-    """PNG plots in the style of Micheli et al.: Var[u_l]/Var[u_1] per layer (Figs 2/4), spike count per
-    layer (Figs 3/4), and, for T > 1, spike count per layer and step (Figs 5/6). Returns the paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cfg, res = data["config"], data["results"]
-    L = cfg["layers"]
-    x = np.arange(1, L + 1)
-    title = (f"{cfg['semantics']}, theta={cfg['threshold']:g}, beta={cfg['beta']:.3g}, alpha={cfg['alpha']:.3g}, "
-             f"T={cfg['steps']}, {cfg['repeats']} repeats")
-    paths = []
-    for metric, ylabel, fname in (("var_u_ratio", "Var[u_l] / Var[u_1]", "var_u.png"),
-                                  ("spike_count", "spikes / neuron / step", "spike_count.png")):
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for key, r in res.items():
-            y = np.array([np.nan if v is None else v for v in r[metric]], dtype=float)
-            sd = np.array([np.nan if v is None else v for v in r[metric + "_std"]], dtype=float)
-            floor = 1e-5  # zeros are drawn at the floor of the log axis
-            line, = ax.plot(x, np.clip(y, floor, None), label=key, lw=1.4)
-            ax.fill_between(x, np.clip(y - sd, floor, None), np.clip(y + sd, floor, None), color=line.get_color(),
-                            alpha=0.15)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=1e-5)
-        if metric == "var_u_ratio":
-            ax.axhspan(0.75, 1.25, color="0.85", zorder=0)
-        ax.set_xlabel("layer")
-        ax.set_ylabel(ylabel + (" (0 drawn at 1e-5)" if metric == "spike_count" else ""))
-        ax.set_title(title, fontsize=8)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        p = os.path.join(out_dir, prefix + fname)
-        atomic.save_figure(fig, p, dpi=72)
-        paths.append(p)
-    if cfg["steps"] > 1:
-        keys = list(res)
-        cols = min(4, len(keys))
-        rows = int(math.ceil(len(keys) / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False)
-        vmax = max(max(max(row) for row in r["spike_count_per_step"]) for r in res.values()) or 1.0
-        for k, key in enumerate(keys):
-            ax = axes[k // cols][k % cols]
-            im = ax.imshow(np.array(res[key]["spike_count_per_step"]).T, aspect="auto", origin="lower",
-                           extent=(0.5, L + 0.5, 0.5, cfg["steps"] + 0.5), vmin=0, vmax=vmax, cmap="viridis")
-            ax.set_title(key, fontsize=8)
-            ax.set_xlabel("layer", fontsize=7)
-            ax.set_ylabel("step", fontsize=7)
-            ax.tick_params(labelsize=6)
-        for k in range(len(keys), rows * cols):
-            axes[k // cols][k % cols].axis("off")
-        fig.subplots_adjust(top=0.86 if rows > 1 else 0.8, bottom=0.12, left=0.06, right=0.88, wspace=0.35,
-                            hspace=0.6)
-        cax = fig.add_axes([0.91, 0.15, 0.015, 0.65])
-        fig.colorbar(im, cax=cax, label="spikes / neuron / step")
-        fig.suptitle(title, fontsize=8, y=0.995)
-        p = os.path.join(out_dir, prefix + "spike_count_per_step.png")
-        atomic.save_figure(fig, p, dpi=72)
-        paths.append(p)
-    return paths

@@ -17,7 +17,7 @@ from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadat
 from snnhw.nir_import.chip import run_chip, run_twin
 from snnhw.nir_import.compensate import compensate_subtract
 from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
-from snnhw.nir_import.plots import import_plots
+from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
 from snnhw.nir_import.reference import RESETS, RefResult, float_reference
 from snnhw.spec import NetworkSpec

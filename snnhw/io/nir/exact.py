@@ -9,7 +9,8 @@ import numpy as np
 from snnhw import loihi
 from snnhw.io.nir.graph import load_model
 from snnhw.io.nir.model import NirModel, Stage
-from snnhw.io.nir.schema import P, NIRFormatError, meta_array, meta_number, meta_value, one_line
+from snnhw.errors import one_line
+from snnhw.io.nir.schema import P, NIRFormatError, meta_array, meta_number, meta_value
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
 
 

@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from snnhw.errors import MissingFileError
-from snnhw.io.nir.schema import NIRFormatError, one_line
+from snnhw.errors import one_line
+from snnhw.io.nir.schema import NIRFormatError
 
 #: What ``nir.read`` raises on a file it cannot turn into nodes: h5py's OSError/KeyError, a node
 #: constructor's TypeError (missing/unexpected entry), ValueError/IndexError (bad values, nir's type check).

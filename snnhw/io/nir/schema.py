@@ -40,13 +40,6 @@ class NIRFormatError(FileFormatError):
     """A NIR file or graph snnhw cannot read or map; the message is one line naming the node."""
 
 
-def one_line(e: BaseException) -> str:
-    """The first line of ``e``'s message (its type name if empty), at most 300 characters."""
-    s = str(e).strip()
-    s = s.splitlines()[0] if s else type(e).__name__
-    return s if len(s) < 300 else s[:297] + "..."
-
-
 # ------------------------------------------------------------------------------------------------
 # Node values (as nir's node objects hold them)
 # ------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import numpy as np
 from snnhw import loihi
 from snnhw.io.atomic import atomic_path
 from snnhw.io.nir.euler import tau_for_decay
-from snnhw.io.nir.schema import DEFAULT_DT, FORMAT_VERSION, P, NIRFormatError, one_line
+from snnhw.errors import one_line
+from snnhw.io.nir.schema import DEFAULT_DT, FORMAT_VERSION, P, NIRFormatError
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, SumPool
 
 
