@@ -1,2 +1,7 @@
 """snnhw: Loihi 2 fixed-point SNN training, export and verification."""
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("snnhw")  # the installed distribution's metadata (pyproject.toml)
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"

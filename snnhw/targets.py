@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional, Sequence
 
 from snnhw.config import option, parse_sections, read_toml
 from snnhw.errors import InputError
+from snnhw.resources import data_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "hardware_configs"
+CONFIG_DIR = data_dir("hardware_configs")
 
 #: Sections older target files had; they were never read (the chip's formats live in snnhw.loihi).
 RETIRED_SECTIONS = ("ranges", "bits", "training")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from snnhw.config import option, parse_sections, parse_table, read_toml, to_table
@@ -45,8 +44,9 @@ from snnhw.data.encoders import ENCODINGS
 from snnhw.errors import InputError
 from snnhw.init import METHODS
 from snnhw.loihi import RANGES
+from snnhw.resources import data_dir
 
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+MODELS_DIR = data_dir("models")
 
 
 class RecipeError(InputError):
