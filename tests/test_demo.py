@@ -60,8 +60,9 @@ def test_demo_bad_arguments_one_line_exit_2(args, msg, capsys):
 def test_demo_without_lava_says_so(monkeypatch, capsys):
     monkeypatch.setattr(lava_runtime, "lava_available", lambda: False)
     assert main(SMALL) == 2
-    assert capsys.readouterr().err == ("snnhw: error: lava-nc is not installed: the Lava backend needs lava-nc "
-                                       "0.10 (pip install 'snnhw[lava]' on Python 3.10)\n")
+    assert capsys.readouterr().err == ("snnhw: error: snnhw demo compares snnhw's core against Lava and cannot "
+                                       "compare without it: lava-nc is not installed (pip install 'snnhw[lava]' "
+                                       "on Python 3.10)\n")
 
 
 def test_random_spec_is_seeded_and_valid():

@@ -1,5 +1,6 @@
 """snnhw train end to end (tiny recipe): run directory, Lava verification, lava-dl netx loading model.net,
-same seed -> same report, resume after an interruption -> same weights, DDP == one process."""
+same seed -> same report, resume after an interruption -> same weights, DDP == one process. The tests that
+need Lava skip without it (the run without Lava is tests/test_without_lava.py)."""
 import json
 import os
 import signal
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from snnhw.backends.lava_runtime import lava_available
 from snnhw.targets import load_target
 from snnhw.train import build
 from snnhw.train.loop import train
 from snnhw.train.pipeline import RunOptions, prepare, run
+
+needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed (snnhw[lava], Python 3.10)")
 
 TINY = """
 [recipe]
@@ -56,6 +60,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.lava
+@needs_lava
 def test_run_directory_and_report(tiny_run):
     out, outcome = tiny_run
     assert outcome.out_dir == str(out)
@@ -72,6 +77,13 @@ def test_run_directory_and_report(tiny_run):
     assert set(rep["accuracy"]) == {"float", "quantized", "lava"}
     assert rep["agreement"]["output_spikes"] == 1.0 and rep["agreement"]["predictions"] == 1.0
     assert rep["agreement"]["samples"] == 24
+    assert rep["verification"] == "lava-cpu-sim" and rep["verification_note"] == ""
+    assert "artifact_roundtrip" not in rep
+    from snnhw.commands.train import verification_line
+
+    assert verification_line(outcome.report) == (
+        "verification: lava-cpu-sim — snnhw core vs Lava's CPU simulator (fixed_pt) on 24 samples: 24/24 identical, "
+        "output-spike agreement 1.000000, prediction agreement 1.0000")
     assert rep == json.loads(json.dumps(outcome.report.to_dict()))  # the schema is what report.json holds
     inputs = np.load(out / "verify/inputs.npy")
     torch_out = np.load(out / "verify/torch_output_spikes.npy")
@@ -93,6 +105,7 @@ def test_run_directory_and_report(tiny_run):
 
 
 @pytest.mark.lava
+@needs_lava
 def test_lava_dl_netx_loads_model_net(tiny_run):
     """lava-dl's own netx loader (not snnhw's Lava builder) reproduces the stored torch output."""
     from snnhw.backends.netx_lava import run_netx_lava
@@ -106,6 +119,7 @@ def test_lava_dl_netx_loads_model_net(tiny_run):
 
 
 @pytest.mark.lava
+@needs_lava
 def test_verify_command(tiny_run, capsys):
     from snnhw.cli import main
 
@@ -116,6 +130,7 @@ def test_verify_command(tiny_run, capsys):
 
 
 @pytest.mark.lava
+@needs_lava
 def test_same_seed_same_report(tiny_run, tmp_path):
     out1, _ = tiny_run
     run(RunOptions(recipe=_recipe(tmp_path), out=str(tmp_path / "b"), progress=False), log=lambda m: None)
@@ -223,13 +238,23 @@ def test_float_target_run(tmp_path):
     out = tmp_path / "f"
     rep = json.loads((out / "report.json").read_text())
     assert rep["target"] == "float" and rep["accuracy"]["quantized"] is None and rep["accuracy"]["lava"] is None
-    assert rep["accuracy"]["float"] > 0.15 and rep["agreement"] is None
+    assert rep["accuracy"]["float"] > 0.15 and rep["agreement"] is None and rep["verification"] is None
     assert not (out / "model.net").exists() and (out / "verify/inputs.npy").exists()
     assert any("model.net not written" in n for n in rep["notes"])
     from snnhw.spec import NetworkSpec
 
     spec = NetworkSpec.from_json((out / "spec.json").read_text())
     assert not spec.quantized and any(np.any(np.asarray(l.weight) % 1 != 0) for l in spec.neuron_layers())
+
+
+def test_verification_names():
+    """report.json's ``verification`` for each backend name a Lava run returns."""
+    from snnhw.report.schema import VERIFICATIONS
+    from snnhw.train.verify import verification_name
+
+    assert [verification_name(b) for b in ("lava-cpu-sim", "loihi2", "lava-dl-netx-cpu-sim")] == [
+        "lava-cpu-sim", "loihi2-hw", "lava-dl-netx-cpu-sim"]
+    assert set(VERIFICATIONS) == {"lava-cpu-sim", "loihi2-hw", "lava-dl-netx-cpu-sim", "artifact-roundtrip"}
 
 
 def test_readout_lr_scales_only_the_output_layer(tmp_path):
@@ -266,6 +291,7 @@ def test_deep_mlp_hardware_init_active_kaiming_silent():
 
 @pytest.mark.slow
 @pytest.mark.lava
+@needs_lava
 def test_deep_mlp_trains_with_hardware_init(tmp_path):
     """Acceptance: digits_deep_mlp (10 x 600, T = 3) trains from the hardware-aware init (calibrated
     thresholds, identity 0.8, readout_lr 5) and the report shows every layer active, quantized

@@ -6,7 +6,8 @@ layer's output spikes [samples, steps, outputs] as uint8, indexed like Lava's Ri
 (column t-1 = time step t). ``--backend torch`` (default) reads the file with
 :func:`snnhw.io.netx.read_netx` and runs :func:`snnhw.core.network.simulate`, batched over samples;
 ``--backend lava`` runs lava-dl's own ``hdf5.Network`` on Lava, one sample after another
-(:func:`snnhw.backends.netx_lava.run_netx_lava`). Supported layers are those of
+(:func:`snnhw.backends.netx_lava.run_netx_lava`); without Lava it stops at once with one line
+naming ``snnhw[lava]`` (exit 2). Supported layers are those of
 :mod:`snnhw.io.netx.read` (dense, dense_rec, conv, flatten, input); for a network that starts or ends
 with a conv layer the input/output vectors are flat (C, H, W) maps in C-order.
 """
@@ -63,11 +64,24 @@ def simulate_lava(path: str, x: np.ndarray) -> np.ndarray:
     return run_netx_lava(path, x)
 
 
+def require_lava_backend() -> None:
+    """One-line :class:`~snnhw.errors.MissingDependencyError` for ``--backend lava`` without Lava."""
+    from snnhw.backends import lava_runtime
+    from snnhw.errors import MissingDependencyError
+
+    if not lava_runtime.lava_available():
+        raise MissingDependencyError(f"--backend lava runs lava-dl's netx loader on Lava, and lava-nc is not "
+                                     f"installed ({lava_runtime.INSTALL_HINT}); --backend torch runs the same "
+                                     f"network on snnhw's Loihi-exact core")
+
+
 def run(args) -> int:
     from snnhw.io.atomic import save_npy
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.backend == "lava":
+        require_lava_backend()
     if not os.path.isfile(args.model):
         raise MissingFileError(f"{args.model}: no such file")
     x = load_inputs(args.inputs)

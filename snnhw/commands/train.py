@@ -1,9 +1,10 @@
-"""``snnhw train``: quantization-aware training on the target's arithmetic, export, Lava verification."""
+"""``snnhw train``: quantization-aware training on the target's arithmetic, export, verification (on
+Lava when it is installed, else the artifact round trip on snnhw's core; the output says which)."""
 from __future__ import annotations
 
 import sys
 
-HELP = "train a recipe on a target (QAT on Loihi 2's integer arithmetic), export and verify on Lava"
+HELP = "train a recipe on a target (QAT on Loihi 2's integer arithmetic), export and verify (on Lava if installed)"
 
 
 def add_arguments(p) -> None:
@@ -17,9 +18,11 @@ def add_arguments(p) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--init", default=None, help="override the recipe's init method (e.g. hardware, kaiming)")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint of this run")
-    p.add_argument("--verify-samples", type=int, default=None, help="test samples verified on Lava")
-    p.add_argument("--backend", default="lava", choices=["lava", "netx"],
-                   help="verification: snnhw's Lava network (lava) or lava-dl netx loading model.net (netx)")
+    p.add_argument("--verify-samples", type=int, default=None, help="test samples verified")
+    p.add_argument("--backend", default=None, choices=["lava", "netx"],
+                   help="verification: snnhw's Lava network (lava) or lava-dl netx loading model.net (netx); "
+                        "both need Lava (snnhw[lava], Python 3.10). Default: lava when Lava is installed, else "
+                        "model.net and model.nir re-read and re-simulated on snnhw's core (artifact round trip)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -35,13 +38,13 @@ def run(args) -> int:
     if outcome is None:  # a non-zero rank under torchrun
         return 0
     r = outcome.report
-    acc, ag = r.accuracy, r.agreement
+    acc = r.accuracy
     fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     print(f"run directory: {outcome.out_dir}")
     print(f"accuracy: float {fmt(acc.float)}  quantized {fmt(acc.quantized)}  lava {fmt(acc.lava)}")
-    if ag:
-        print(f"torch vs {ag.backend} on {ag.samples} samples: output-spike agreement {ag.output_spikes:.6f}, "
-              f"prediction agreement {ag.predictions:.4f}")
+    print(verification_line(r))
+    if r.artifact_roundtrip is not None:
+        print(f"note: {r.verification_note}")
     silent = [l.name for l in r.layers if l.silent]
     if silent:
         print(f"silent layers: {', '.join(silent)}")
@@ -49,3 +52,25 @@ def run(args) -> int:
     for n in r.notes:
         print(f"note: {n}")
     return 0
+
+
+#: What each verification compares, for the terminal line.
+WHAT = {"lava-cpu-sim": "snnhw core vs Lava's CPU simulator (fixed_pt)", "loihi2-hw": "snnhw core vs Loihi 2",
+        "lava-dl-netx-cpu-sim": "snnhw core vs lava-dl netx loading model.net on Lava's CPU simulator"}
+
+
+def verification_line(r) -> str:
+    """One line: which verification ran and its result (``r`` a :class:`snnhw.report.RunReport`)."""
+    ag, rt = r.agreement, r.artifact_roundtrip
+    if r.verification is None:
+        return f"verification: none ({r.verification_note})"
+    if rt is not None:
+        if not rt:
+            return f"verification: {r.verification} — no file to re-read (see the notes)"
+        n, same = rt[0].samples, min(a.identical_samples for a in rt)
+        exact = " (exact)" if all(a.exact for a in rt) else ""
+        return (f"verification: {r.verification} — {' and '.join(a.artifact for a in rt)} re-read and "
+                f"re-simulated: {same}/{n} samples identical{exact}")
+    return (f"verification: {r.verification} — {WHAT.get(r.verification, ag.backend)} on {ag.samples} samples: "
+            f"{ag.identical_samples}/{ag.samples} identical, output-spike agreement {ag.output_spikes:.6f}, "
+            f"prediction agreement {ag.predictions:.4f}")

@@ -1,4 +1,5 @@
-"""``snnhw verify RUN_DIR``: re-run a run directory's verification (snnhw core vs Lava)."""
+"""``snnhw verify RUN_DIR``: re-run a run directory's verification (snnhw core vs Lava). Both backends
+need Lava: without it the command stops at once with one line naming ``snnhw[lava]`` (exit 2)."""
 from __future__ import annotations
 
 import json
@@ -39,9 +40,21 @@ def _load_spec(d: str):
             raise FileFormatError(f"{path}: not valid JSON ({e})") from None
 
 
+def require_lava_backend(backend: str) -> None:
+    """One-line :class:`~snnhw.errors.MissingDependencyError` when Lava is not installed."""
+    from snnhw.backends import lava_runtime
+    from snnhw.errors import MissingDependencyError
+
+    if not lava_runtime.lava_available():
+        what = "snnhw's Lava network" if backend == "lava" else "lava-dl's netx loader on Lava"
+        raise MissingDependencyError(f"snnhw verify --backend {backend} runs {what}, and lava-nc is not installed "
+                                     f"({lava_runtime.INSTALL_HINT})")
+
+
 def run(args) -> int:
     from snnhw.train.verify import verify
 
+    require_lava_backend(args.backend)
     d = args.run_dir
     for f in RUN_FILES:
         if not os.path.exists(os.path.join(d, f)):

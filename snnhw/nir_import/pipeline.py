@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from snnhw.backends import lava_runtime
 from snnhw.errors import InputError, SnnhwError
 from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
@@ -87,7 +88,8 @@ def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_e
 
 
 def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max_exp: int, log) -> _Chip:
-    """The chip spec (bit-exact from snnhw metadata, else calibrated) run on Lava fixed_pt."""
+    """The chip spec (bit-exact from snnhw metadata, else calibrated) run on Lava fixed_pt, or on
+    snnhw's bit-exact core without lava-nc (:func:`snnhw.nir_import.chip.run_chip`)."""
     spec, exact_meta = None, False
     try:
         if has_snnhw_metadata(model):
@@ -100,7 +102,8 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
         spec, maps, comp = _calibrated_spec(model, inp.calib, reset, compensate, max_exp)
     L = latency(spec)
     xp = _padded(inp.x, L)
-    log(f"running {inp.x.shape[0]} samples on Lava (fixed_pt) ...")
+    where = "Lava (fixed_pt)" if lava_runtime.lava_available() else "snnhw's Loihi-exact core (no lava-nc)"
+    log(f"running {inp.x.shape[0]} samples on {where} ...")
     layers, backend = run_chip(spec, xp)
     return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp)
 

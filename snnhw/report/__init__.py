@@ -8,7 +8,8 @@ from importlib import metadata
 from typing import Dict, List, Optional
 
 from snnhw.io.atomic import write_json, write_text
-from snnhw.report.schema import CLASS_DECISION, REPORT_FORMAT, ByModel, LayerReport, RunReport
+from snnhw.report.schema import (CLASS_DECISION, REPORT_FORMAT, ArtifactRoundTrip, ByModel, LayerReport,
+                                 RunReport)
 
 __all__ = ["CLASS_DECISION", "REPORT_FORMAT", "RunReport", "package_versions", "render_markdown", "write_reports"]
 
@@ -39,13 +40,28 @@ def _result_lines(r: RunReport) -> List[str]:
              f"| float twin (shadow weights, float CUBA LIF) | {_pct(acc.float)} | {n.float} |",
              f"| quantized (snnhw's Loihi-exact core) | {_pct(acc.quantized)} | {n.quantized} |",
              f"| Lava ({ag.backend if ag else 'not run'}) | {_pct(acc.lava)} | {n.lava} |", ""]
+    lines += [f"Verification: **{r.verification or 'none'}**.", ""]
     if ag:
         lines += [f"Torch vs Lava on {ag.samples} verification samples: output-spike agreement "
                   f"**{_num(ag.output_spikes, '{:.6f}')}**, prediction agreement **{_num(ag.predictions)}**, "
                   f"{ag.identical_samples} / {ag.samples} samples spike-for-spike identical.", ""]
     else:
         lines += [f"Verification on Lava: not run ({r.verification_note}).", ""]
+    if r.artifact_roundtrip is not None:
+        lines += _roundtrip_lines(r.artifact_roundtrip)
     return lines
+
+
+def _roundtrip_lines(rt: List[ArtifactRoundTrip]) -> List[str]:
+    """The artifact round trip: each written file re-read by snnhw and re-simulated on its core."""
+    if not rt:
+        return ["Artifact round trip: no file to re-read.", ""]
+    lines = ["Artifact round trip (each file re-read by snnhw's reader and re-simulated on snnhw's core, "
+             "against the trained network's output spikes):", "",
+             "| file | reader | identical samples | output-spike agreement | exact |", "|---|---|---|---|---|"]
+    lines += [f"| {a.artifact} | `{a.reader}` | {a.identical_samples} / {a.samples} | "
+              f"{_num(a.output_spikes, '{:.6f}')} | {'yes' if a.exact else 'NO'} |" for a in rt]
+    return lines + [""]
 
 
 def _layer_row(l: LayerReport) -> str:

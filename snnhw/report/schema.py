@@ -5,18 +5,30 @@
 spikes per neuron per time step, times wall-clock seconds; ``None`` (JSON ``null``) marks what was not
 measured (no quantized model on the float target, no Lava run). ``times`` is the only part that
 differs between two runs of the same recipe, seed and machine.
+
+``verification`` names what checked the trained network (:data:`VERIFICATIONS`): Lava's CPU
+simulator or Loihi 2 running the spec against snnhw's core (``agreement``), lava-dl's netx loader on
+Lava running ``model.net``, or — without Lava — the written ``model.net`` / ``model.nir`` re-read
+through snnhw's readers and re-simulated on snnhw's core (``artifact_roundtrip``, one entry per file).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from snnhw.targets import EnergyEstimate, FitSummary
 
 REPORT_FORMAT = "snnhw-report-1"
 CLASS_DECISION = ("the output neuron with the most spikes over the sample's time steps; ties go to the "
                   "lowest class index; a silent output layer predicts class 0")
+
+
+#: ``verification`` values: snnhw's core vs Lava's CPU simulator (fixed_pt) / vs Loihi 2 (lava-loihi) /
+#: model.net through lava-dl's netx on Lava's CPU simulator / artifact round trip on snnhw's core.
+VERIFY_LAVA_CPU, VERIFY_LOIHI2, VERIFY_NETX, VERIFY_ROUNDTRIP = ("lava-cpu-sim", "loihi2-hw", "lava-dl-netx-cpu-sim",
+                                                                 "artifact-roundtrip")
+VERIFICATIONS: Tuple[str, ...] = (VERIFY_LAVA_CPU, VERIFY_LOIHI2, VERIFY_NETX, VERIFY_ROUNDTRIP)
 
 
 def _omit_if_none():
@@ -65,6 +77,19 @@ class Agreement:
 
 
 @dataclass
+class ArtifactRoundTrip:
+    """One written file re-read through snnhw's own reader and re-simulated on snnhw's core, against
+    the trained network's output spikes on the verification samples (exact when every sample is)."""
+
+    artifact: str  # file name in the run directory (model.net, model.nir)
+    reader: str  # the snnhw function that read it back
+    samples: int
+    identical_samples: int  # samples whose output spikes [steps, outputs] are identical
+    output_spikes: float  # fraction of equal output-spike entries [samples, steps, outputs]
+    exact: bool  # identical_samples == samples
+
+
+@dataclass
 class LayerReport:
     """One neuron layer of the trained network (values of the exported spec)."""
 
@@ -109,8 +134,8 @@ class RunReport:
     dataset: DatasetSummary
     accuracy: ByModel  # test accuracy (float and quantized on the test split, Lava on the verification samples)
     accuracy_samples: ByModel  # samples behind each accuracy
-    agreement: Optional[Agreement]  # None on the float target
-    verification_note: str
+    agreement: Optional[Agreement]  # core vs Lava; None on the float target and without Lava
+    verification_note: str  # why Lava did not run, and how to get it
     layers: List[LayerReport]
     fit: FitSummary
     synops_per_inference: float  # mean synaptic events per verification sample
@@ -122,6 +147,8 @@ class RunReport:
     notes: List[str]
     packages: Dict[str, Optional[str]]
     times: Times
+    verification: Optional[str] = None  # one of VERIFICATIONS; None on the float target (nothing to verify)
+    artifact_roundtrip: Optional[List[ArtifactRoundTrip]] = _omit_if_none()  # when verification is the round trip
     class_decision: str = CLASS_DECISION
     format: str = REPORT_FORMAT
 

@@ -1,5 +1,10 @@
-"""``snnhw train`` end to end: recipe -> checks -> fit (init + QAT) -> export -> verify (Lava) ->
-measure -> report -> publish (the stages are in :mod:`snnhw.train.stages`).
+"""``snnhw train`` end to end: recipe -> checks -> fit (init + QAT) -> export -> verify -> measure ->
+report -> publish (the stages are in :mod:`snnhw.train.stages`).
+
+Verification (report.json ``verification``): with Lava installed, snnhw's core against Lava's CPU
+simulator or Loihi 2 (or ``--backend netx``: lava-dl's netx loading ``model.net``); without Lava, the
+artifact round trip: ``model.net`` and ``model.nir`` re-read through snnhw's readers and re-simulated
+must reproduce the trained output spikes exactly (:func:`snnhw.train.verify.artifact_roundtrip`).
 
 Everything a user can get wrong (recipe keys, target, dataset files, a model that does not fit the
 target) is checked by :func:`prepare` **before** any directory is created. Training writes into a
@@ -12,8 +17,8 @@ Run directory contents: ``checkpoint.pt``, ``spec.json`` (the trained :class:`Ne
 ``model.net`` (lava-dl netx; dense/recurrent networks), ``model.nir``, ``report.json`` (schema
 :class:`snnhw.report.schema.RunReport`), ``report.md``, ``plots/*.png`` and ``verify/``:
 ``inputs.npy`` (uint8 0/1 [samples, steps, inputs]: exactly the spikes the chip receives, column t-1
-sent at time step t), ``labels.npy`` (int64 [samples]), ``torch_output_spikes.npy`` and
-``lava_output_spikes.npy`` (uint8 [samples, steps, outputs], index t-1 = time step t).
+sent at time step t), ``labels.npy`` (int64 [samples]), ``torch_output_spikes.npy`` and (when Lava
+ran) ``lava_output_spikes.npy`` (uint8 [samples, steps, outputs], index t-1 = time step t).
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ class RunOptions:
     init: Optional[str] = None
     resume: bool = False
     verify_samples: Optional[int] = None
-    backend: str = "lava"
+    backend: Optional[str] = None  # "lava" / "netx" (need Lava); None: Lava if installed, else the round trip
     progress: bool = True
 
 
@@ -99,13 +104,14 @@ def prepare(opts: RunOptions) -> Setup:
     recipe = _with_options(load_recipe(opts.recipe), opts)
     _check_device(opts.device)
     target = load_target(opts.target)
+    backend = stages.verification_backend(opts.backend, target.quantized)
     d = recipe.data
     data = load_dataset(d.dataset, data_dir=opts.data_dir, steps=d.steps, split_seed=d.split_seed,
                         duration_s=d.duration_s or None, max_samples=d.max_samples or None)
     enc = make_encoder(recipe, recipe.train.seed)
     shape = build.input_shape_for(recipe, data.feature_shape, _n_channels(data, enc))
     plan = build.plan_layers(recipe, shape, data.n_classes)
-    return Setup(recipe, target, data, enc, shape, plan, target.check_fit(build.layer_costs(plan)))
+    return Setup(recipe, target, data, enc, shape, plan, target.check_fit(build.layer_costs(plan)), backend)
 
 
 def start(opts: RunOptions, log: Callable[[str], None], t_start: float) -> RunContext:
@@ -129,7 +135,8 @@ def run(opts: RunOptions, log: Callable[[str], None] = print, on_batch=None) -> 
     """Train, export, verify, measure, report, publish. Returns None on a non-zero torchrun rank.
 
     User errors raise :class:`snnhw.errors.SnnhwError` subclasses (one line), before any directory
-    is created when they concern the recipe, target, data or budget."""
+    is created when they concern the recipe, target, data, budget or a missing Lava for ``--backend``.
+    An artifact round trip that differs raises :class:`snnhw.train.verify.RoundTripMismatch` (a bug)."""
     t_start = time.time()
     ctx = start(opts, log, t_start)
     fitted = stages.fit(ctx, on_batch)

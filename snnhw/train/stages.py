@@ -1,4 +1,5 @@
-"""The stages of ``snnhw train`` after the checks: fit, export, verify, measure, report, publish.
+"""The stages of ``snnhw train`` after the checks: fit, export, verify (Lava, or without it the
+artifact round trip), measure, report, publish.
 
 Each stage is a function of the run's :class:`RunContext` and the results of the stages before it,
 and returns a small dataclass; :func:`snnhw.train.pipeline.run` calls them in this order. Every file
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from snnhw.backends import lava_runtime
 from snnhw.core.layers import SpikingDense, SpikingNet, SpikingSumPool
 from snnhw.core.network import simulate
 from snnhw.data import Dataset, Encoder
@@ -23,14 +25,15 @@ from snnhw.io.atomic import save_npy, write_text
 from snnhw.loihi import weight_grid
 from snnhw.report import package_versions, write_reports
 from snnhw.report import plots
-from snnhw.report.schema import (Agreement, ByModel, DatasetSummary, LayerReport, RecipeSummary, RunReport,
-                                 Times, Training)
+from snnhw.report.schema import (Agreement, ArtifactRoundTrip, ByModel, DatasetSummary, LayerReport,
+                                 RecipeSummary, RunReport, Times, Training, VERIFY_ROUNDTRIP)
 from snnhw.spec import NetworkSpec
 from snnhw.targets import EnergyEstimate, FitSummary, Target
 from snnhw.train import build
 from snnhw.train.evaluate import evaluate, float_twin, spike_rates, synops
 from snnhw.train.loop import DistInfo, TrainResult, train
 from snnhw.train.recipe import Recipe
+from snnhw.train.verify import BACKENDS, READERS, artifact_roundtrip, verification_name
 from snnhw.train.verify import verify as run_verification
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class Setup:
     input_shape: Tuple[int, ...]
     plan: List[Dict]  # build.plan_layers: per layer kind, name, shapes, neurons, synapses
     fit: FitSummary
+    backend: str = "lava"  # what verifies the run: "lava", "netx" or VERIFY_ROUNDTRIP (verification_backend)
 
 
 @dataclass
@@ -173,35 +177,70 @@ def export(ctx: RunContext, model: SpikingNet, vs: VerificationSet) -> Exported:
 
 
 # ---- verify ---------------------------------------------------------------------------------------
+#: The report's verification_note when Lava did not run on a quantized target.
+NO_LAVA_NOTE = ("lava-nc is not installed; for the Lava verification install Python 3.10 "
+                "and pip install 'snnhw[lava]'")
+
+
+def verification_backend(requested: Optional[str], quantized: bool) -> str:
+    """What will verify the run: ``requested`` ("lava" or "netx"; it needs Lava, else a one-line
+    :class:`~snnhw.errors.MissingDependencyError` before anything is trained), or by default Lava
+    when lava-nc is installed and the artifact round trip when it is not."""
+    if requested is None:
+        return "lava" if lava_runtime.lava_available() else VERIFY_ROUNDTRIP
+    if requested not in BACKENDS:
+        raise InputError(f"unknown verification backend '{requested}'; choose one of {', '.join(BACKENDS)}")
+    if quantized:
+        lava_runtime.require_lava()
+    return requested
+
+
 @dataclass
 class Verified:
-    result: Optional[Dict]  # snnhw.train.verify.verify's dict; None on the float target
+    result: Optional[Dict]  # snnhw.train.verify.verify's dict when Lava ran, else None
     note: str
     seconds: float
     files: List[str]
+    name: Optional[str] = None  # report.json "verification"; None on the float target
+    roundtrip: Optional[List[ArtifactRoundTrip]] = None  # the artifact round trip, when it ran
+
+
+def _verify_lava(ctx: RunContext, ex: Exported, vs: VerificationSet) -> Dict:
+    backend = ctx.setup.backend
+    if backend == "netx" and "model.net" not in ex.files:
+        raise InputError("--backend netx needs model.net, which this network cannot be written to")
+    ctx.log(f"verifying {len(vs.labels)} test samples: snnhw core vs "
+            f"{'Lava' if backend == 'lava' else 'lava-dl netx'} ...")
+    return run_verification(ex.spec, vs.inputs, vs.labels, backend=backend,
+                            netx_path=os.path.join(ctx.work, "model.net"))
+
+
+def _verify_roundtrip(ctx: RunContext, ex: Exported, vs: VerificationSet) -> List[ArtifactRoundTrip]:
+    files = [f for f in READERS if f in ex.files]
+    ctx.log(f"verifying {len(vs.labels)} test samples without Lava: {' and '.join(files) or 'no file'} re-read "
+            f"and re-simulated on snnhw's core ...")
+    return artifact_roundtrip(ctx.work, files, vs.inputs, ex.torch_out)
 
 
 def verify(ctx: RunContext, ex: Exported, vs: VerificationSet) -> Verified:
-    """The verification samples through the core and Lava (quantized targets); ``verify/*.npy``."""
+    """Quantized targets: the verification samples through the core and Lava, or without Lava the
+    artifact round trip (:func:`snnhw.train.verify.artifact_roundtrip`); ``verify/*.npy``."""
     t = time.time()
-    ver, note = None, ""
-    if ctx.setup.target.quantized:
-        backend = ctx.opts.backend
-        if backend == "netx" and "model.net" not in ex.files:
-            raise InputError("--backend netx needs model.net, which this network cannot be written to")
-        ctx.log(f"verifying {len(vs.labels)} test samples: snnhw core vs "
-                f"{'Lava' if backend == 'lava' else 'lava-dl netx'} ...")
-        ver = run_verification(ex.spec, vs.inputs, vs.labels, backend=backend,
-                               netx_path=os.path.join(ctx.work, "model.net"))
-    else:
+    ver, rt, note, name = None, None, "", None
+    if not ctx.setup.target.quantized:
         note = "the float target has no integer network to run on Lava"
+    elif ctx.setup.backend == VERIFY_ROUNDTRIP:
+        rt, note, name = _verify_roundtrip(ctx, ex, vs), NO_LAVA_NOTE, VERIFY_ROUNDTRIP
+    else:
+        ver = _verify_lava(ctx, ex, vs)
+        name = verification_name(ver["backend"])
     seconds = time.time() - t
     arrays = {"inputs": vs.inputs, "labels": vs.labels, "torch_output_spikes": ex.torch_out}
     if ver is not None:
         arrays["lava_output_spikes"] = ver["lava_output"]
-    for name, arr in arrays.items():
-        save_npy(os.path.join(ctx.work, "verify", f"{name}.npy"), arr)
-    return Verified(ver, note, seconds, [f"verify/{name}.npy" for name in arrays])
+    for a, arr in arrays.items():
+        save_npy(os.path.join(ctx.work, "verify", f"{a}.npy"), arr)
+    return Verified(ver, note, seconds, [f"verify/{a}.npy" for a in arrays], name, rt)
 
 
 # ---- measure --------------------------------------------------------------------------------------
@@ -296,7 +335,8 @@ def report(ctx: RunContext, fitted: Fitted, ex: Exported, ver: Verified, m: Meas
         notes=ex.notes, packages=package_versions(),
         times=Times(train_seconds=res.seconds, this_process_train_seconds=fitted.seconds,
                     verify_seconds=ver.seconds, total_seconds=0.0,
-                    lava_seconds=ver.result["lava_seconds"] if ver.result else None))
+                    lava_seconds=ver.result["lava_seconds"] if ver.result else None),
+        verification=ver.name, artifact_roundtrip=ver.roundtrip)
     rep.times.total_seconds = time.time() - ctx.t_start
     write_reports(ctx.work, rep)
     return rep

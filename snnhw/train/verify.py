@@ -1,24 +1,46 @@
-"""Verification: the same samples through snnhw's fixed-point core and through Lava (or netx-on-Lava).
+"""Verification: the same samples through snnhw's fixed-point core and through Lava (or netx-on-Lava),
+or, without Lava, the artifact round trip (:func:`artifact_roundtrip`).
 
 The torch side is :func:`snnhw.core.network.simulate` on the run's quantized spec. The Lava side is
 :func:`snnhw.backends.lava.run_lava` (Lava's CPU simulator, or Loihi 2 when lava-loihi is installed;
 the result says which ran), or, with ``backend="netx"``, lava-dl's own ``netx.hdf5.Network`` loading
 the run's ``model.net`` (:func:`snnhw.io.netx.run_netx_lava`). Lava is imported only here, lazily.
 Output spikes are [samples, steps, outputs], index t-1 = time step t (Lava's RingBuffer sink).
+
+The round trip re-reads the run's ``model.net`` and ``model.nir`` through snnhw's own readers
+(:func:`snnhw.io.netx.read_netx`, :func:`snnhw.io.nir.read_nir_spec`) and re-simulates them on the core:
+both must reproduce the trained network's output spikes exactly. A difference, or a written file
+that cannot be read back, is a bug in snnhw's writers or readers, not something a user caused: it
+raises :class:`RoundTripMismatch`, an internal error (a ``RuntimeError``: the CLI prints it with
+its traceback and exits 1), and the run directory is not published.
 """
 from __future__ import annotations
 
+import os
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from snnhw.core.network import simulate
-from snnhw.errors import InputError
+from snnhw.errors import FileFormatError, InputError
+from snnhw.report.schema import VERIFY_LAVA_CPU, VERIFY_LOIHI2, VERIFY_NETX, ArtifactRoundTrip
 from snnhw.spec import NetworkSpec
 from snnhw.train.evaluate import predict
 
 BACKENDS = ("lava", "netx")
+#: report.json ``verification`` for the backend name a Lava run returns (``LavaResult.backend``, or
+#: :func:`lava_outputs`'s name for netx).
+LAVA_VERIFICATION = {"lava-cpu-sim": VERIFY_LAVA_CPU, "loihi2": VERIFY_LOIHI2, "lava-dl-netx-cpu-sim": VERIFY_NETX}
+
+
+def verification_name(lava_backend: str) -> str:
+    """The ``verification`` value of a Lava run whose backend was ``lava_backend``."""
+    return LAVA_VERIFICATION[lava_backend]
+
+
+class RoundTripMismatch(RuntimeError):
+    """A file this run wrote does not reproduce the trained network: an internal error (a bug)."""
 
 
 def torch_outputs(spec: NetworkSpec, inputs: np.ndarray):
@@ -67,3 +89,56 @@ def verify(spec: NetworkSpec, inputs: np.ndarray, labels: np.ndarray, backend: s
     return {"torch_output": tout, "lava_output": lout, "torch_layers": tlayers, "lava_layers": llayers,
             "backend": name, "samples": int(len(inputs)), "torch_seconds": t1 - t0, "lava_seconds": t2 - t1,
             **cmp}
+
+
+def _read_netx(path: str) -> NetworkSpec:
+    from snnhw.io.netx import read_netx
+
+    return read_netx(path)
+
+
+def _read_nir(path: str) -> NetworkSpec:
+    from snnhw.io.nir import read_nir_spec
+
+    return read_nir_spec(path)
+
+
+#: artifact file name -> (the reader's public name, the reader)
+READERS: Dict[str, Tuple[str, Callable[[str], NetworkSpec]]] = {
+    "model.net": ("snnhw.io.netx.read_netx", _read_netx),
+    "model.nir": ("snnhw.io.nir.read_nir_spec", _read_nir),
+}
+
+
+def roundtrip_one(path: str, inputs: np.ndarray, expected: np.ndarray) -> ArtifactRoundTrip:
+    """``path`` read back by its snnhw reader and simulated on ``inputs`` (uint8 0/1 [S, T, in]),
+    compared with ``expected`` (uint8 [S, T, out]). A file that cannot be read back raises
+    :class:`RoundTripMismatch`."""
+    name = os.path.basename(path)
+    reader, read = READERS[name]
+    try:
+        spec = read(path)
+    except FileFormatError as e:
+        raise RoundTripMismatch(f"internal error: {name} written by this run cannot be re-read by {reader}: "
+                                f"{str(e).splitlines()[0]}") from e
+    got, _ = torch_outputs(spec, inputs)
+    if got.shape != expected.shape:
+        raise RoundTripMismatch(f"internal error: {name} re-read by {reader} gives output spikes {got.shape}, "
+                                f"the trained network {expected.shape}")
+    same = int(np.sum(np.all(got == expected, axis=(1, 2))))
+    agree = float(np.mean(got == expected)) if got.size else 1.0
+    return ArtifactRoundTrip(artifact=name, reader=reader, samples=int(len(inputs)), identical_samples=same,
+                             output_spikes=agree, exact=same == len(inputs))
+
+
+def artifact_roundtrip(run_dir: str, artifacts: List[str], inputs: np.ndarray,
+                       expected: np.ndarray) -> List[ArtifactRoundTrip]:
+    """Each of ``artifacts`` (file names in ``run_dir``, from :data:`READERS`) re-read and re-simulated;
+    raises :class:`RoundTripMismatch` naming every file that is not exact (one line)."""
+    results = [roundtrip_one(os.path.join(run_dir, a), inputs, expected) for a in artifacts]
+    bad = [r for r in results if not r.exact]
+    if bad:
+        raise RoundTripMismatch("internal error: artifact round trip differs from the trained network: " + "; ".join(
+            f"{r.artifact} (re-read by {r.reader}) on {r.samples - r.identical_samples}/{r.samples} samples"
+            for r in bad) + f" (unpublished run kept in {run_dir})")
+    return results
