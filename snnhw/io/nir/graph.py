@@ -209,7 +209,8 @@ def _resolve_dt(gmeta: Dict[str, Any], dt: Optional[float]) -> Tuple[float, str]
     except (TypeError, ValueError):
         a = np.array([])
     if a.size != 1 or not (np.isfinite(a[0]) and a[0] > 0):
-        raise NIRFormatError(f"graph metadata dt = {gmeta['dt']!r} must be a positive number of seconds")
+        shown = a[0].item() if a.size == 1 else gmeta["dt"]  # a plain number, as numpy 1 and 2 both print it
+        raise NIRFormatError(f"graph metadata dt = {shown!r} must be a positive number of seconds")
     return float(a[0]), "graph metadata"
 
 
