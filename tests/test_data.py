@@ -145,3 +145,16 @@ def test_unknown_dataset_and_encoder_errors_are_input_errors():
         load_dataset("cifar")
     with pytest.raises(InputError, match="event frames have 3 steps, the recipe says 4"):
         Encoder("events", 4)(np.zeros((1, 3, 2)))
+
+
+def test_missing_data_package_is_one_line(monkeypatch, tmp_path):
+    """torchvision and tonic are the [data] extra: without them the loader names the extra."""
+    import sys
+
+    from snnhw.data import datasets
+    from snnhw.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
+    with pytest.raises(MissingDependencyError,
+                       match=r"needs torchvision, which is not installed \(pip install 'snnhw\[data\]'\)"):
+        datasets.load_torchvision("mnist", str(tmp_path))

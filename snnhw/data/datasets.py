@@ -21,13 +21,14 @@ raises :class:`DatasetMissing` with one line saying what to download and where.
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
 
-from snnhw.errors import FileFormatError, InputError, MissingFileError
+from snnhw.errors import FileFormatError, InputError, MissingDependencyError, MissingFileError
 
 DATASETS = ("digits", "mnist1d", "mnist", "fmnist", "nmnist", "shd")
 EVENT_DATASETS = ("nmnist", "shd")  # the datasets of event frames (recipe encoding "events")
@@ -100,8 +101,19 @@ def load_mnist1d(split_seed: int = 0) -> Dataset:
 _TV = {"mnist": ("MNIST", "MNIST"), "fmnist": ("FashionMNIST", "FashionMNIST")}
 
 
+def _require(module: str, dataset: str):
+    """Import an optional data package, or raise a one-line :class:`MissingDependencyError`."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module.split(".")[0]:
+            raise
+        raise MissingDependencyError(f"the {dataset} loader needs {e.name}, which is not installed "
+                                     f"(pip install 'snnhw[data]')") from None
+
+
 def load_torchvision(name: str, data_dir: str) -> Dataset:
-    import torchvision
+    torchvision = _require("torchvision", name)
 
     cls_name, folder = _TV[name]
     raw = os.path.join(data_dir, folder, "raw")
@@ -133,7 +145,7 @@ def load_nmnist(data_dir: str, steps: int, duration_s: float = NMNIST_DURATION_S
                 max_samples: Optional[int] = None) -> Dataset:
     """N-MNIST from ``<data_dir>/NMNIST/{Train,Test}/<digit>/*.bin`` (the extracted archives tonic
     downloads), read with ``tonic.io.read_mnist_file`` and binned into ``steps`` frames."""
-    from tonic.io import read_mnist_file
+    read_mnist_file = _require("tonic.io", "nmnist").read_mnist_file
 
     root = os.path.join(data_dir, "NMNIST")
     dtype = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
