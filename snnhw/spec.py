@@ -64,8 +64,20 @@ class Dense:
         return (self.n_out,)
 
 
+class _MapShaped:
+    """``n_in``/``n_out`` of a layer on a (C, H, W) map: the products of its input and output shapes."""
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
 @dataclass
-class Conv:
+class Conv(_MapShaped):
     """2-D convolution synapse + CUBA LIF population on a (C, H, W) map (channels first, no batch)."""
 
     name: str
@@ -87,17 +99,9 @@ class Conv:
                 (h + 2 * self.padding[0] - kh) // self.stride[0] + 1,
                 (w + 2 * self.padding[1] - kw) // self.stride[1] + 1)
 
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.input_shape))
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
-
 
 @dataclass
-class SumPool:
+class SumPool(_MapShaped):
     """Sum pooling synapse + CUBA LIF population (like lava-dl's ``cuba.Pool`` block): every input in a
     window reaches its channel's output neuron with the same mantissa ``weight`` (per-channel
     depthwise), scaled by ``weight_exp``."""
@@ -117,14 +121,6 @@ class SumPool:
     def out_shape(self) -> Tuple[int, int, int]:
         c, h, w = self.input_shape
         return (c, (h - self.kernel[0]) // self.stride[0] + 1, (w - self.kernel[1]) // self.stride[1] + 1)
-
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.input_shape))
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
 
 
 @dataclass

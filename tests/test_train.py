@@ -17,39 +17,14 @@ from snnhw.targets import load_target
 from snnhw.train import build
 from snnhw.train.loop import train
 from snnhw.train.pipeline import RunOptions, prepare, run
+from tiny_recipe import tiny_recipe
 
 needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed (snnhw[lava], Python 3.10)")
 
-TINY = """
-[recipe]
-name = "tiny"
-[data]
-dataset = "digits"
-encoding = "regular"
-steps = 8
-verify_samples = 24
-[model]
-layers = [{ kind = "dense", name = "fc1", out = 32 }, { kind = "dense", name = "fc2", out = 10 }]
-[neuron]
-i_decay = 1024
-v_decay = 256
-[init]
-method = "hardware-calibrated"
-target_rate = 0.1
-calib_samples = 64
-[train]
-epochs = EPOCHS
-batch_size = 128
-lr = 0.01
-seed = 0
-logit_scale = 0.5
-"""
 
 
 def _recipe(tmp_path, epochs=2, name="tiny.toml"):
-    p = tmp_path / name
-    p.write_text(TINY.replace("EPOCHS", str(epochs)))
-    return str(p)
+    return tiny_recipe(tmp_path, epochs, name)
 
 
 @pytest.fixture(scope="module")

@@ -18,31 +18,8 @@ from snnhw.backends import lava as lava_backend
 from snnhw.backends import lava_runtime
 from snnhw.cli import main
 from snnhw.train.verify import RoundTripMismatch, artifact_roundtrip
+from tiny_recipe import TINY
 
-TINY = """
-[recipe]
-name = "tiny"
-[data]
-dataset = "digits"
-encoding = "regular"
-steps = 8
-verify_samples = 24
-[model]
-layers = [{ kind = "dense", name = "fc1", out = 32 }, { kind = "dense", name = "fc2", out = 10 }]
-[neuron]
-i_decay = 1024
-v_decay = 256
-[init]
-method = "hardware-calibrated"
-target_rate = 0.1
-calib_samples = 64
-[train]
-epochs = 1
-batch_size = 128
-lr = 0.01
-seed = 0
-logit_scale = 0.5
-"""
 SAMPLES = 24
 
 
@@ -61,7 +38,7 @@ def run_without_lava(tmp_path_factory):
     """``snnhw train`` of a tiny recipe without Lava: (run directory, stdout, exit status)."""
     tmp = tmp_path_factory.mktemp("nolava")
     recipe = tmp / "tiny.toml"
-    recipe.write_text(TINY)
+    recipe.write_text(TINY.replace("EPOCHS", "1"))
     out = tmp / "run"
     buf = io.StringIO()  # capsys is function-scoped
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
@@ -121,7 +98,7 @@ def test_roundtrip_mismatch_is_a_loud_internal_error(run_without_lava, tmp_path)
 
 @pytest.mark.parametrize("backend", ["lava", "netx"])
 def test_train_explicit_lava_backend_fails_before_training(no_lava, backend, tmp_path, capsys):
-    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "tiny.toml").write_text(TINY.replace("EPOCHS", "1"))
     line = _one_line_error(capsys, ["train", str(tmp_path / "tiny.toml"), "--backend", backend,
                                     "--out", str(tmp_path / "r"), "--no-progress"])
     assert "lava-nc is not installed" in line
