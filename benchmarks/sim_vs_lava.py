@@ -4,7 +4,9 @@ For each network: random Lava-representable weights, biases and decays (seeded),
 spikes. Lava runs a few samples three ways: plain (one run per sample, every LIF into a RingBuffer sink
 read back with Lava's ``Var.get``), ``run_lava`` one sample per run (file recorders), and ``run_lava``
 with all samples side by side in one run (see :mod:`snnhw.backends.lava`). The core runs more samples in
-one batch. The spikes of every layer are checked identical on the samples both ran; then it prints
+one batch, on its default path (the fused numba neuron loop) and on the reference loop
+(``SNNHW_KERNEL=reference``). The spikes of every layer are checked identical on the samples both ran
+(and fused = reference on all core samples); then it prints
 sample*steps per second for each and the ratios. No assertion on timings: this is a measurement.
 
     .venv/bin/python benchmarks/sim_vs_lava.py            # 4 x 200 LIF, T=100, and 784-1000-1000-10
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from snnhw import loihi  # noqa: E402
 from snnhw.backends.lava import lava_available, run_lava, run_stages, spec_stages  # noqa: E402
 from snnhw.core.network import simulate  # noqa: E402
+from snnhw.core.neuron import exact_path  # noqa: E402
 from snnhw.spec import Dense, NetworkSpec, Neuron  # noqa: E402
 
 
@@ -57,23 +60,33 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
     packed = run_lava(spec, xl, batch=lava_samples)
     t_lavak = time.perf_counter() - t
 
-    simulate(spec, x[:2])  # warm-up
+    simulate(spec, x[:2])  # warm-up (and the numba kernel's first load)
+    path = exact_path(torch.zeros(1))
     t = time.perf_counter()
     core = simulate(spec, x[:core_samples])
     t_core = time.perf_counter() - t
+    os.environ["SNNHW_KERNEL"] = "reference"
+    try:
+        t = time.perf_counter()
+        ref = simulate(spec, x[:core_samples])
+        t_ref = time.perf_counter() - t
+    finally:
+        os.environ.pop("SNNHW_KERNEL")
 
     same = all(np.array_equal(np.stack([p[i].s.T for p in plain]), packed.layer_spikes[i])
                for i in range(len(sizes) - 1))
     same &= all(np.array_equal(np.concatenate([r.layer_spikes[i] for r in per_run]), packed.layer_spikes[i])
                and np.array_equal(packed.layer_spikes[i], core.layer_spikes[i][:lava_samples].numpy().astype(np.int64))
                for i in range(len(sizes) - 1))
+    same &= all(torch.equal(a, b) for a, b in zip(core.layer_spikes, ref.layer_spikes))
     rates = [float(core.layer_spikes[i][:lava_samples].mean()) for i in range(len(sizes) - 1)]
     r0 = lava_samples * T / t_plain
     r1 = lava_samples * T / t_lava1
     rk = lava_samples * T / t_lavak
     rc = core_samples * T / t_core
     print(f"\n== {name}: {'-'.join(map(str, sizes))}, T={T} ==")
-    print(f"spikes identical (all layers, {lava_samples} samples, every Lava variant = core): {same}")
+    print(f"spikes identical (all layers, {lava_samples} samples, every Lava variant = core; "
+          f"core {path} = core reference on all {core_samples}): {same}")
     print("spike rates per layer: " + ", ".join(f"{r:.3f}" for r in rates))
     print(f"Lava CPU sim, plain (RingBuffer sinks, Var.get), 1 sample per run: {r0:10.1f} sample*steps/s  "
           f"({lava_samples} runs, {t_plain:.2f} s)")
@@ -83,6 +96,10 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
           f"({t_lavak:.2f} s)")
     print(f"core (torch, batch {core_samples}, {torch.get_num_threads()} threads): {rc:10.1f} sample*steps/s  "
           f"({t_core:.2f} s)")
+    rr = core_samples * T / t_ref
+    print(f"core reference loop (SNNHW_KERNEL=reference, same batch): {rr:10.1f} sample*steps/s  "
+          f"({t_ref:.2f} s)")
+    print(f"core path that ran by default: {path};  {path} / reference loop: {rc / rr:.2f}x")
     print(f"ratio core / Lava plain      : {rc / r0:10.1f}x")
     print(f"ratio core / run_lava 1/run  : {rc / r1:10.1f}x")
     print(f"ratio core / run_lava packed : {rc / rk:10.1f}x")

@@ -44,12 +44,13 @@ straight-through for rounding, and the reset treated as a constant (its mask gat
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, NamedTuple, Optional, Union
 
 import torch
 
 from snnhw import loihi
-from snnhw.core import synapse
+from snnhw.core import fused_cpu, synapse
 from snnhw.core.surrogate import Surrogate
 from snnhw.errors import InputError
 
@@ -207,10 +208,45 @@ def cuba_loop(a: torch.Tensor, params: Union[ExactCuba, FloatCuba], *,
     return CubaRun(s_all, vpre_all, u_all, v_all)
 
 
+KERNELS = ("fused", "reference")
+
+
+def kernel_choice() -> str:
+    """The exact loop's implementation: ``SNNHW_KERNEL`` = "fused" (default: the numba kernel of
+    :mod:`snnhw.core.fused_cpu` for CPU tensors when numba imports) or "reference" (:func:`cuba_loop`)."""
+    k = os.environ.get("SNNHW_KERNEL", "fused").strip().lower() or "fused"
+    if k not in KERNELS:
+        raise InputError(f"SNNHW_KERNEL must be one of {', '.join(KERNELS)}, not '{k}'")
+    return k
+
+
+def exact_path(a: torch.Tensor) -> str:
+    """Which implementation an exact run on ``a`` takes: "fused" or "reference"."""
+    ok = kernel_choice() == "fused" and a.device.type == "cpu" and fused_cpu.available()
+    return "fused" if ok else "reference"
+
+
+def _run_fused(a, bias, w_rec, rec_exp, p: CubaParams, record: bool, keep_vpre: bool,
+               s_dtype: torch.dtype) -> Optional[CubaRun]:
+    """The exact run through :func:`snnhw.core.fused_cpu.forward` when :func:`exact_path` picks it and
+    the parameters are per neuron; None otherwise (the caller runs :func:`cuba_loop`)."""
+    if exact_path(a) != "fused" or not all(isinstance(x, (int, float)) or torch.as_tensor(x).numel() == 1
+                                           for x in (p.i_decay, p.v_decay)):
+        return None
+    out = fused_cpu.forward(a, loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay),
+                            loihi.effective_threshold(p.vth_mant), 0 if bias is None else bias,
+                            w_rec, rec_exp, keep_vpre, record, s_dtype)
+    return None if out is None else CubaRun(*out)
+
+
 def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep_vpre: bool) -> CubaRun:
     """The loop for population ``p`` on synaptic input ``a`` [B, T, N]; spikes come back as float
     (``a``'s dtype if floating, else float32) unless ``record`` (bool exact, as Lava's Monitor)."""
     if exact:
+        sdt = torch.bool if record else (a.dtype if a.is_floating_point() else torch.float32)
+        fused = _run_fused(a, bias, w_rec, rec_exp, p, record, keep_vpre, sdt)
+        if fused is not None:
+            return fused
         ai = a.to(torch.int64)
         rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
         run = cuba_loop(ai, exact_params(p, ai, bias, w_rec, rec_exp), recurrent=rec, keep_vpre=keep_vpre,

@@ -1,0 +1,219 @@
+"""Differential tests: the fused numba kernel (:mod:`snnhw.core.fused_cpu`) equals the reference loop
+(:func:`snnhw.core.neuron.cuba_loop` of :func:`~snnhw.core.neuron.exact_step`) — every spike, every
+pre-reset v, every u and post-reset v, at every step.
+
+A *case* is one population (1..16 neurons) with its own decays (0..4096, edges 0/1/4095/4096 often),
+threshold mantissa (0..131071, edges often), per-neuron biases (netx edges, up to and beyond 2**29) and
+an input regime: spikes times weights, small, near the bounded limit 2**18, beyond it (up to the int32
+extremes, so u wraps and v saturates). Many cases sit side by side in one *pack* (one kernel call):
+their neurons are concatenated along N, and the reference runs the pack with per-neuron parameter
+tensors. A recurrent pack holds each case's recurrent matrix on the block diagonal (one ``rec_exp`` per
+pack). The reference runs both its ``bounded`` fast path (where :func:`snnhw.core.neuron.exact_params`
+would take it) and its general path.
+
+Sizes: the default run checks ``SNNHW_FUSED_CI_CASES`` cases (default 300); the ``slow`` run
+``SNNHW_FUSED_CASES`` (default 10 000) and prints the count and the wall time::
+
+    SNNHW_FUSED_CASES=10000 .venv/bin/pytest -m slow -s tests/test_fused.py
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from snnhw import loihi
+from snnhw.core import fused_cpu, neuron, synapse
+from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop
+from snnhw.core.surrogate import Surrogate
+from snnhw.errors import InputError
+
+pytestmark = pytest.mark.skipif(not fused_cpu.available(), reason="numba is not installed")
+
+CI_CASES = int(os.environ.get("SNNHW_FUSED_CI_CASES", "300"))
+SLOW_CASES = int(os.environ.get("SNNHW_FUSED_CASES", "10000"))
+DECAY_EDGES = (0, 1, 2, 4094, 4095, 4096)
+VTH_EDGES = (0, 1, 2, 131070, 131071)
+BIAS_EDGES = (-4096, -4095, -1, 0, 1, 4094, 4095)
+INPUT_REGIMES = ("spikes", "small", "near_bound", "beyond", "int32")
+
+
+def _pick(rng, edges, lo, hi) -> int:
+    return int(rng.choice(edges)) if rng.random() < 0.5 else int(rng.integers(lo, hi + 1))
+
+
+def _bias(rng, n: int, small: bool) -> np.ndarray:
+    """Effective biases (state units): netx mantissas << exp, or (unless ``small``) large values up to
+    and beyond 2**29."""
+    style = rng.choice(["netx", "zero", "large"], p=[0.7, 0.3, 0.0] if small else [0.6, 0.2, 0.2])
+    if style == "netx":
+        mant = rng.choice(BIAS_EDGES, n) if rng.random() < 0.5 else rng.integers(-4096, 4096, n)
+        return mant.astype(np.int64) << int(rng.integers(0, 8))
+    if style == "zero":
+        return np.zeros(n, np.int64)
+    return rng.integers(-(1 << 31), 1 << 31, n).astype(np.int64)
+
+
+def _input(rng, B: int, T: int, n: int, regime: str) -> np.ndarray:
+    """Synaptic input a [B, T, n] in weight units (int32-valued, as Lava's channels carry it)."""
+    mask = rng.random((B, T, n)) < float(rng.choice([0.02, 0.1, 0.3, 0.7, 1.0]))
+    if regime == "spikes":
+        vals = rng.integers(-256 * 16, 256 * 16, (B, T, n))
+    elif regime == "small":
+        vals = rng.integers(-300, 301, (B, T, n))
+    elif regime == "near_bound":
+        vals = rng.integers(-(1 << 18) + 1, 1 << 18, (B, T, n))
+    elif regime == "beyond":
+        vals = rng.integers(-(1 << 22), 1 << 22, (B, T, n))
+    else:
+        vals = rng.choice([-(1 << 31), (1 << 31) - 1, 1 << 18, -(1 << 18), (1 << 25) + 3], (B, T, n))
+    return (vals * mask).astype(np.int64)
+
+
+def draw_pack(rng, n_cases: int, recurrent: bool):
+    """One pack: a [B, T, N], per-neuron i_factor, v_factor, vth, bias [N], block-diagonal w_rec or
+    None, rec_exp, and the input regime of each case."""
+    B, T = int(rng.integers(1, 4)), int(rng.integers(1, 65))
+    small = rng.random() < 0.4  # a pack the reference's bounded fast path may run
+    regimes_of_pack = INPUT_REGIMES[:3] if small else INPUT_REGIMES
+    a, fi, fv, th, bias, blocks, regimes = [], [], [], [], [], [], []
+    for _ in range(n_cases):
+        n = int(rng.integers(1, 17))
+        regime = str(rng.choice(regimes_of_pack))
+        a.append(_input(rng, B, T, n, regime))
+        fi.append(np.full(n, loihi.decay_factor(_pick(rng, DECAY_EDGES, 0, 4096))))
+        fv.append(np.full(n, loihi.decay_factor(_pick(rng, DECAY_EDGES, 0, 4096))))
+        th.append(np.full(n, loihi.effective_threshold(_pick(rng, VTH_EDGES, 0, 2000))))
+        bias.append(_bias(rng, n, small))
+        blocks.append(rng.integers(-256, 256, (n, n)) * (rng.random((n, n)) < 0.5))
+        regimes.append(regime)
+    N = sum(x.shape[-1] for x in a)
+    w_rec = None
+    if recurrent:
+        w_rec, o = np.zeros((N, N), np.int64), 0
+        for blk in blocks:
+            w_rec[o:o + len(blk), o:o + len(blk)] = blk
+            o += len(blk)
+    t = lambda x: torch.from_numpy(np.concatenate(x).astype(np.int64))  # noqa: E731
+    return (torch.from_numpy(np.concatenate(a, axis=-1)), t(fi), t(fv), t(th), t(bias),
+            None if w_rec is None else torch.from_numpy(w_rec), int(rng.integers(-8, 8)), regimes)
+
+
+def _bounded(a, bias, w_rec, rec_exp) -> bool:
+    """The reference's fast-path condition, as :func:`snnhw.core.neuron.exact_params` computes it."""
+    amax = int(a.abs().max()) if a.numel() else 0
+    if w_rec is not None:
+        amax += int(loihi.shift_floor(w_rec.abs().sum(1).max(), max(rec_exp, 0)))
+    return amax < loihi.BOUNDED_INPUT and int(bias.abs().max()) < loihi.BOUNDED_BIAS
+
+
+def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
+    """Fused vs reference (general path, and fast path where allowed) on one pack; every output equal."""
+    fused = fused_cpu.forward(a, fi, fv, th, bias, w_rec, rec_exp, True, True, torch.bool)
+    s, vpre, u, v = fused
+    rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
+    modes = [False] + ([True] if _bounded(a, bias, w_rec, rec_exp) else [])
+    for bounded in modes:
+        ref = cuba_loop(a, ExactCuba(fi, fv, th, bias, bounded), recurrent=rec, keep_vpre=True, record=True)
+        for name, x, y in (("s", s, ref.s), ("v_pre", vpre, ref.v_pre), ("u", u, ref.u), ("v", v, ref.v)):
+            assert x.dtype == y.dtype and torch.equal(x, y), \
+                f"{name} differs (bounded={bounded}, rec_exp={rec_exp}, first at {(x != y).nonzero()[0].tolist()})"
+    stats["bounded"] += len(modes) == 2
+    stats["unbounded"] += len(modes) == 1
+    stats["saturated"] += int((vpre.abs() == loihi.V_LIMIT).sum())
+    stats["large_u"] += int((u.abs() > (1 << 22)).sum())
+    stats["spikes"] += int(s.sum())
+    stats["silent"] += int((~s.any(-2)).sum())
+
+
+def run_cases(n_cases: int, seed: int, per_pack: int = 100) -> dict:
+    """Draw and check ``n_cases`` cases in packs of ``per_pack`` (every 5th pack recurrent, smaller)."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    stats = dict.fromkeys(("cases", "bounded", "unbounded", "saturated", "large_u", "spikes", "silent"), 0)
+    regimes = set()
+    k = 0
+    while stats["cases"] < n_cases:
+        recurrent = k % 5 == 4
+        n = min(n_cases - stats["cases"], per_pack // 4 if recurrent else per_pack)
+        a, fi, fv, th, bias, w_rec, rec_exp, reg = draw_pack(rng, n, recurrent)
+        check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats)
+        stats["cases"] += n
+        regimes.update(reg)
+        k += 1
+    stats["regimes"] = len(regimes)
+    return stats
+
+
+def _assert_coverage(stats) -> None:
+    assert stats["regimes"] == len(INPUT_REGIMES), stats
+    for key in ("bounded", "unbounded", "saturated", "large_u", "spikes", "silent"):
+        assert stats[key] > 0, f"no case exercised '{key}': {stats}"
+
+
+def test_fused_equals_reference_random_cases():
+    stats = run_cases(CI_CASES, seed=11)
+    assert stats["cases"] >= CI_CASES
+    _assert_coverage(stats)
+
+
+@pytest.mark.slow
+def test_fused_equals_reference_many_cases():
+    t0 = time.time()
+    stats = run_cases(SLOW_CASES, seed=2024, per_pack=100)
+    print(f"\nfused vs reference: {stats['cases']} cases, 0 mismatches, {time.time() - t0:.1f} s; {stats}")
+    assert stats["cases"] >= SLOW_CASES
+    _assert_coverage(stats)
+
+
+def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec):
+    monkeypatch.setenv("SNNHW_KERNEL", kernel)
+    a, bias, w_rec = (x.clone().requires_grad_(True) for x in (a, bias, w_rec))
+    s = cuba_lif(a, CubaParams(600, 300, 40), bias, w_rec=w_rec, rec_exp=-1, surrogate=Surrogate())
+    (s * torch.linspace(-1, 1, s.shape[-1])).sum().backward()
+    return s.detach(), a.grad, bias.grad, w_rec.grad
+
+
+def test_cuba_lif_same_spikes_and_gradients_on_both_kernels(monkeypatch):
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(-40, 120, (3, 25, 12), generator=g).float()
+    bias = torch.randint(-200, 400, (12,), generator=g).float()
+    w_rec = (2 * torch.randint(-60, 60, (12, 12), generator=g)).float()
+    fused = _lif_grads(monkeypatch, "fused", a, bias, w_rec)
+    ref = _lif_grads(monkeypatch, "reference", a, bias, w_rec)
+    assert 0 < float(fused[0].mean()) < 1
+    for x, y in zip(fused, ref):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+
+
+def test_fused_run_leaves_the_start_method_to_lava():
+    """numba's first parallel launch reads multiprocessing's start method, which fixes it; Lava's import
+    then fails on its own ``set_start_method('fork')``. A kernel call in a fresh process leaves it unset."""
+    code = ("import multiprocessing, torch; from snnhw.core import fused_cpu; "
+            "fused_cpu.forward(torch.ones(2, 3, 4, dtype=torch.int64), 4000, 4000, 64, 0, None, 0, "
+            "False, False, torch.bool); print(multiprocessing.get_start_method(allow_none=True))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "None"
+
+
+def test_kernel_choice_and_fallback(monkeypatch):
+    a = torch.randint(-100, 300, (2, 9, 5))
+    monkeypatch.setenv("SNNHW_KERNEL", "reference")
+    assert neuron.exact_path(a) == "reference"
+    ref = neuron.cuba_lif_trace(a, CubaParams(100, 200, 3))
+    monkeypatch.setenv("SNNHW_KERNEL", "fused")
+    assert neuron.exact_path(a) == "fused"
+    fused = neuron.cuba_lif_trace(a, CubaParams(100, 200, 3))
+    assert all(torch.equal(x, y) for x, y in zip(ref, fused)) and bool(fused.s.any())
+    # a threshold per replica (not per neuron) is left to the reference loop
+    assert fused_cpu.forward(a, 4000, 4000, torch.tensor([[64], [128]]), 0, None, 0, False, False,
+                             torch.bool) is None
+    monkeypatch.setenv("SNNHW_KERNEL", "fast")
+    with pytest.raises(InputError, match="SNNHW_KERNEL"):
+        neuron.exact_path(a)
