@@ -2,7 +2,7 @@
 # Set up snnhw's environment on first use, then run a command inside it.
 #   ./run.sh snnhw ...      the CLI          ./run.sh pytest      the test suite
 #
-# Two lanes (docs/install.md): Python 3.10 with Lava (lava-nc 0.10 / lava-dl 0.6, torch 2.3, numpy 1.26)
+# Two lanes (README, "Two Python lanes"): Python 3.10 with Lava (lava-nc 0.10 / lava-dl 0.6, torch 2.3, numpy 1.26)
 # — the oracle lane, verification on Lava's CPU simulator — used whenever a Python 3.10 is found
 # (pyenv's, python3.10 on PATH, or uv's own managed Python when uv may download one); otherwise the
 # newest Python 3.13/3.12/3.11 without Lava (current torch and numpy 2), where training verifies the
