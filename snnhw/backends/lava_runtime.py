@@ -7,6 +7,7 @@ Lava is imported lazily, inside the functions: this module imports without Lava 
 from __future__ import annotations
 
 import importlib.util
+from typing import Optional
 
 from snnhw.errors import MissingDependencyError
 
@@ -33,11 +34,12 @@ def loihi2_hardware_available() -> bool:
     return bool(lava_loihi.is_installed())
 
 
-def require_lava() -> None:
-    """Raise :class:`MissingDependencyError` unless lava-nc is installed."""
+def require_lava(message: Optional[str] = None) -> None:
+    """Raise :class:`MissingDependencyError` unless lava-nc is installed; ``message`` (one line, naming
+    :data:`INSTALL_HINT`) says what needed it, else a generic one is used."""
     if not lava_available():
-        raise MissingDependencyError(f"lava-nc is not installed: the Lava backend needs lava-nc 0.10 "
-                                     f"({INSTALL_HINT})")
+        raise MissingDependencyError(message or f"lava-nc is not installed: the Lava backend needs lava-nc 0.10 "
+                                                f"({INSTALL_HINT})")
 
 
 def require_hardware() -> None:

@@ -73,7 +73,6 @@ def run(args) -> int:
     from snnhw.backends import lava_runtime
     from snnhw.backends.lava import run_lava
     from snnhw.core.network import simulate
-    from snnhw.errors import MissingDependencyError
 
     sizes = parse_sizes(args.sizes)
     if args.steps < 1 or args.steps > 10000:
@@ -82,9 +81,8 @@ def run(args) -> int:
         raise InputError(f"--samples must be in 1..10000, got {args.samples}")
     if not 0.0 <= args.density <= 1.0:
         raise InputError(f"--density must be in 0..1, got {args.density}")
-    if not lava_runtime.lava_available():
-        raise MissingDependencyError(f"snnhw demo compares snnhw's core against Lava and cannot compare without it: "
-                                     f"lava-nc is not installed ({lava_runtime.INSTALL_HINT})")
+    lava_runtime.require_lava(f"snnhw demo compares snnhw's core against Lava and cannot compare without it: "
+                              f"lava-nc is not installed ({lava_runtime.INSTALL_HINT})")
     spec = random_spec(sizes, args.seed, args.recurrent)
     rng = np.random.default_rng(args.seed + 1)
     x = (rng.random((args.samples, args.steps, sizes[0])) < args.density).astype(np.int64)

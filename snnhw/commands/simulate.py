@@ -67,12 +67,10 @@ def simulate_lava(path: str, x: np.ndarray) -> np.ndarray:
 def require_lava_backend() -> None:
     """One-line :class:`~snnhw.errors.MissingDependencyError` for ``--backend lava`` without Lava."""
     from snnhw.backends import lava_runtime
-    from snnhw.errors import MissingDependencyError
 
-    if not lava_runtime.lava_available():
-        raise MissingDependencyError(f"--backend lava runs lava-dl's netx loader on Lava, and lava-nc is not "
-                                     f"installed ({lava_runtime.INSTALL_HINT}); --backend torch runs the same "
-                                     f"network on snnhw's Loihi-exact core")
+    lava_runtime.require_lava(f"--backend lava runs lava-dl's netx loader on Lava, and lava-nc is not "
+                              f"installed ({lava_runtime.INSTALL_HINT}); --backend torch runs the same "
+                              f"network on snnhw's Loihi-exact core")
 
 
 def run(args) -> int:

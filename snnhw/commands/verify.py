@@ -43,12 +43,10 @@ def _load_spec(d: str):
 def require_lava_backend(backend: str) -> None:
     """One-line :class:`~snnhw.errors.MissingDependencyError` when Lava is not installed."""
     from snnhw.backends import lava_runtime
-    from snnhw.errors import MissingDependencyError
 
-    if not lava_runtime.lava_available():
-        what = "snnhw's Lava network" if backend == "lava" else "lava-dl's netx loader on Lava"
-        raise MissingDependencyError(f"snnhw verify --backend {backend} runs {what}, and lava-nc is not installed "
-                                     f"({lava_runtime.INSTALL_HINT})")
+    what = "snnhw's Lava network" if backend == "lava" else "lava-dl's netx loader on Lava"
+    lava_runtime.require_lava(f"snnhw verify --backend {backend} runs {what}, and lava-nc is not installed "
+                              f"({lava_runtime.INSTALL_HINT})")
 
 
 def run(args) -> int:
