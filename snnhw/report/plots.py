@@ -26,7 +26,7 @@ import numpy as np
 
 from snnhw.io.atomic import save_figure
 
-DPI = 90  # every PNG of this module
+DPI = 90  # the run and import plots (the propagation study keeps its 72: PROPAGATE_DPI)
 
 
 def _save(fig, path: str) -> None:
@@ -216,10 +216,6 @@ def propagation_plots(data: Dict, out_dir: str, prefix: str = "") -> List[str]:
 # ------------------------------------------------------------------------------------------------
 # run directory of `snnhw import-nir` (snnhw.nir_import): float reference vs chip
 # ------------------------------------------------------------------------------------------------
-def _save_plain(fig, path) -> None:
-    save_figure(fig, path, dpi=DPI)
-
-
 def output_counts(path: Path, ref_counts: np.ndarray, chip_counts: np.ndarray) -> None:
     """Output counts [samples, neurons] of the float reference and the chip, side by side and scattered."""
     plt = _plt()
@@ -237,7 +233,7 @@ def output_counts(path: Path, ref_counts: np.ndarray, chip_counts: np.ndarray) -
     ax[2].set_xlabel("float spike count")
     ax[2].set_ylabel("chip spike count")
     fig.tight_layout()
-    _save_plain(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def layers_and_raster(path: Path, layers: List[Dict], ref_out: np.ndarray, chip_out: np.ndarray) -> None:
@@ -259,7 +255,7 @@ def layers_and_raster(path: Path, layers: List[Dict], ref_out: np.ndarray, chip_
     ax[1].set_ylabel("output neuron")
     ax[1].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    _save_plain(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def import_plots(out: Path, ref_counts, chip_counts, layers: List[Dict], ref_out, chip_out) -> List[str]:
