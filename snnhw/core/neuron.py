@@ -52,7 +52,7 @@ import torch
 from snnhw import loihi
 from snnhw.core import fused_cpu, synapse
 from snnhw.core.surrogate import Surrogate
-from snnhw.errors import InputError
+from snnhw.errors import InputError, MissingDependencyError
 
 RESETS = ("zero", "subtract", "subtract-undecayed")
 Scalar = Union[float, int, torch.Tensor]
@@ -208,34 +208,56 @@ def cuba_loop(a: torch.Tensor, params: Union[ExactCuba, FloatCuba], *,
     return CubaRun(s_all, vpre_all, u_all, v_all)
 
 
-KERNELS = ("fused", "reference")
+KERNELS = ("fused", "reference", "triton")
 
 
 def kernel_choice() -> str:
     """The exact loop's implementation: ``SNNHW_KERNEL`` = "fused" (default: the numba kernel of
-    :mod:`snnhw.core.fused_cpu` for CPU tensors when numba imports) or "reference" (:func:`cuba_loop`)."""
+    :mod:`snnhw.core.fused_cpu` for CPU tensors when numba imports, the Triton kernel of
+    :mod:`snnhw.core.fused_triton` for CUDA tensors when triton imports), "triton" (the Triton kernel
+    on any tensor: CPU tensors run it in Triton's interpreter, for tests) or "reference"
+    (:func:`cuba_loop`)."""
     k = os.environ.get("SNNHW_KERNEL", "fused").strip().lower() or "fused"
     if k not in KERNELS:
         raise InputError(f"SNNHW_KERNEL must be one of {', '.join(KERNELS)}, not '{k}'")
     return k
 
 
+def _triton():
+    """:mod:`snnhw.core.fused_triton`, imported on first use: it imports triton, which the CPU path never
+    needs."""
+    from snnhw.core import fused_triton
+    return fused_triton
+
+
 def exact_path(a: torch.Tensor) -> str:
-    """Which implementation an exact run on ``a`` takes: "fused" or "reference"."""
-    ok = kernel_choice() == "fused" and a.device.type == "cpu" and fused_cpu.available()
-    return "fused" if ok else "reference"
+    """Which implementation a run on ``a`` takes: "fused" (numba), "triton" or "reference"."""
+    k = kernel_choice()
+    if k == "reference":
+        return "reference"
+    if k == "triton":
+        if not _triton().available():
+            raise MissingDependencyError("SNNHW_KERNEL=triton: triton is not installed (or older than "
+                                         f"{'.'.join(map(str, _triton().MIN_VERSION))})")
+        return "triton"
+    if a.device.type == "cuda":
+        return "triton" if _triton().available() else "reference"
+    return "fused" if a.device.type == "cpu" and fused_cpu.available() else "reference"
 
 
 def _run_fused(a, bias, w_rec, rec_exp, p: CubaParams, record: bool, keep_vpre: bool,
                s_dtype: torch.dtype) -> Optional[CubaRun]:
-    """The exact run through :func:`snnhw.core.fused_cpu.forward` when :func:`exact_path` picks it and
-    the parameters are per neuron; None otherwise (the caller runs :func:`cuba_loop`)."""
-    if exact_path(a) != "fused" or not all(isinstance(x, (int, float)) or torch.as_tensor(x).numel() == 1
-                                           for x in (p.i_decay, p.v_decay)):
+    """The exact run through :func:`snnhw.core.fused_cpu.forward` or
+    :func:`snnhw.core.fused_triton.forward` when :func:`exact_path` picks one and the parameters are
+    per neuron; None otherwise (the caller runs :func:`cuba_loop`)."""
+    path = exact_path(a)
+    if path == "reference" or not all(isinstance(x, (int, float)) or torch.as_tensor(x).numel() == 1
+                                      for x in (p.i_decay, p.v_decay)):
         return None
-    out = fused_cpu.forward(a, loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay),
-                            loihi.effective_threshold(p.vth_mant), 0 if bias is None else bias,
-                            w_rec, rec_exp, keep_vpre, record, s_dtype)
+    kernel = fused_cpu if path == "fused" else _triton()
+    out = kernel.forward(a, loihi.decay_factor(p.i_decay), loihi.decay_factor(p.v_decay),
+                         loihi.effective_threshold(p.vth_mant), 0 if bias is None else bias,
+                         w_rec, rec_exp, keep_vpre, record, s_dtype)
     return None if out is None else CubaRun(*out)
 
 
@@ -257,6 +279,31 @@ def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep
                      record=record)
 
 
+def _reference_backward(grad_s, s, vpre, alpha, beta, gain, theta, surrogate, subtract_reset, wr):
+    """The reference BPTT loop of :class:`_CubaLIF` (the fused kernels' backward has this signature):
+    ``(ga [B, T, N], gbias [N])``; ``wr`` None or the recurrent weights times ``2**rec_exp``."""
+    sg = surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
+    keep = torch.ones_like(s) if subtract_reset else 1.0 - s
+    B, T, N = s.shape
+    dev = vpre.device
+    ga = torch.zeros_like(vpre)
+    gbias = torch.zeros(N, device=dev)
+    gv = torch.zeros(B, N, device=dev)
+    gu = torch.zeros(B, N, device=dev)
+    ga_next = None
+    for t in range(T - 1, -1, -1):
+        gs = grad_s[:, t]
+        if wr is not None and ga_next is not None:
+            gs = gs + ga_next @ wr
+        gv = gs * sg[:, t] + beta * keep[:, t] * gv
+        gu = gv + alpha * gu
+        ga_t = gain * gu
+        ga[:, t] = ga_t
+        gbias += gv.sum(0)
+        ga_next = ga_t
+    return ga, gbias
+
+
 class _CubaLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
@@ -265,6 +312,7 @@ class _CubaLIF(torch.autograd.Function):
         ctx.save_for_backward(run.s, run.v_pre, w_rec)
         ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
         ctx.has_bias = bias is not None
+        ctx.path = exact_path(a)
         return run.s
 
     @staticmethod
@@ -274,26 +322,9 @@ class _CubaLIF(torch.autograd.Function):
         f = float_params(p)
         alpha, beta, gain = f.alpha, f.beta, f.gain
         theta = max(f.theta, 1.0)
-        sg = ctx.surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
-        keep = torch.ones_like(s) if p.reset == "subtract" else 1.0 - s
-        B, T, N = s.shape
-        dev = vpre.device
-        ga = torch.zeros_like(vpre)
-        gbias = torch.zeros(N, device=dev)
-        gv = torch.zeros(B, N, device=dev)
-        gu = torch.zeros(B, N, device=dev)
-        ga_next = None
         wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** ctx.rec_exp)
-        for t in range(T - 1, -1, -1):
-            gs = grad_s[:, t]
-            if wr is not None and ga_next is not None:
-                gs = gs + ga_next @ wr
-            gv = gs * sg[:, t] + beta * keep[:, t] * gv
-            gu = gv + alpha * gu
-            ga_t = gain * gu
-            ga[:, t] = ga_t
-            gbias += gv.sum(0)
-            ga_next = ga_t
+        bwd = _triton().backward if ctx.path == "triton" else _reference_backward
+        ga, gbias = bwd(grad_s, s, vpre, alpha, beta, gain, theta, ctx.surrogate, p.reset == "subtract", wr)
         g_wrec = None
         if w_rec is not None and ctx.needs_input_grad[2]:
             g_wrec = (2.0 ** ctx.rec_exp) * torch.einsum("bto,bti->oi", ga[:, 1:], s[:, :-1])
