@@ -43,7 +43,7 @@ try:
 except ImportError:  # pragma: no cover - exercised on installs without triton
     triton = None
 
-MIN_VERSION = (2, 2)
+MIN_VERSION = (2, 3)  # the oldest triton whose interpreter ran the tests (2.3.1)
 SURROGATE_CODES = {"arctan": 0, "fast_sigmoid": 1, "lavadl": 2, "triangle": 3}
 _GPU_BLOCK = 128
 _INTERPRETER_BLOCK = 4096
@@ -127,7 +127,8 @@ if triton is not None:
             elif SURR == 2:  # lavadl: scale / (2 tau) * exp(-|x| / tau)
                 sg = c1 * tl.exp(-tl.abs(x) / c2)
             else:  # triangle: max(0, 1 - |x| / width) / width
-                sg = tl.maximum(1.0 - tl.abs(x) / c1, 0.0) / c1
+                y = 1.0 - tl.abs(x) / c1
+                sg = tl.where(y > 0.0, y, 0.0) / c1
             sg = sg / theta
             if SUBTRACT:
                 gv = gs * sg + beta * gv

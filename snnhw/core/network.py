@@ -66,6 +66,7 @@ def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
         conv = syn.ConvShape(layer.input_shape, layer.stride, (0, 0), groups=c)
     else:
         raise TypeError(f"layer {layer.name}: {type(layer).__name__} has no synapse")
+    w = w.to(s.device)
     if exact:
         graded = isinstance(layer, Dense) and layer.graded_input
         w = w.to(torch.int64) if conv is None else w  # a conv sums in float, exactly (synapse.exact_sum)
@@ -76,7 +77,8 @@ def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
 def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool = False) -> SimResult:
     """Run ``spec`` on input spikes (or graded payloads for a graded first layer) ``x`` [B, T, n_in].
 
-    ``exact`` defaults to ``spec.quantized``. With ``record=True`` the u and v traces of every
+    Runs on ``x``'s device when ``x`` is a tensor (CUDA: the Triton kernels of
+    :mod:`snnhw.core.fused_triton`). ``exact`` defaults to ``spec.quantized``. With ``record=True`` the u and v traces of every
     neuron layer are returned (v after reset, as Lava's Monitor shows it).
     """
     exact = spec.quantized if exact is None else exact
@@ -91,9 +93,11 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
             continue  # our tensors are already flat (C, H, W in C-order)
         a = synapse(layer, s, exact)
         bias = layer_bias(layer, exact)
+        bias = None if bias is None else bias.to(s.device)
         w_rec, rec_exp = None, 0
         if isinstance(layer, Dense) and layer.weight_rec is not None:
-            w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32)
+            w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32,
+                                    device=s.device)
             rec_exp = layer.rec_exp
         if record:
             tr = cuba_lif_trace(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)

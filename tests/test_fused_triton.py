@@ -1,0 +1,229 @@
+"""The Triton kernels (:mod:`snnhw.core.fused_triton`) equal the reference, run on CPU tensors in Triton's
+interpreter (what ``TRITON_INTERPRET=1`` selects; the module builds the interpreted kernels itself for CPU
+tensors, so no environment variable is set here and nothing leaks into other tests).
+
+* forward: every spike, pre-reset v, u and post-reset v of the random packs of tests/test_fused.py
+  (feed-forward and recurrent, every input regime) equal :func:`snnhw.core.neuron.cuba_loop`'s;
+* backward: for every surrogate, both resets, with and without a recurrent matrix, ``ga`` equals
+  :func:`snnhw.core.neuron._reference_backward`'s exactly, except ``lavadl`` (its ``exp`` differs from
+  torch's in the last bit: ``|d ga| <= 1e-5 max|ga|``); the bias gradient is summed in another order:
+  ``|d gbias_n| <= (B + T + 2) 2**-22 sum_{b,t} |ga[b, t, n]| / gain`` (a float32 bound on re-ordering a
+  sum of ``B T`` terms whose magnitudes sum to at most ``2 sum |ga| / gain``);
+* one training step of a small net and one ``simulate`` through the Triton path equal the reference.
+
+Sizes: ``SNNHW_TRITON_CI_CASES`` cases (default 300) by default; the ``slow`` run
+``SNNHW_TRITON_CASES`` (default 10 000), in packs of 40 cases (100 in the slow run; every fifth pack recurrent, a quarter the size).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton", reason="triton is not installed")
+
+from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
+from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
+from snnhw.core.surrogate import SURROGATES, Surrogate  # noqa: E402
+from snnhw.errors import MissingDependencyError  # noqa: E402
+from test_fused import INPUT_REGIMES, _bounded, draw_pack  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not fused_triton.available(),
+                                reason=f"triton older than {fused_triton.MIN_VERSION} (untested there)")
+
+CI_CASES = int(os.environ.get("SNNHW_TRITON_CI_CASES", "300"))
+SLOW_CASES = int(os.environ.get("SNNHW_TRITON_CASES", "10000"))
+
+
+def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
+    """Triton vs the reference (general path, and fast path where allowed): every output equal."""
+    s, vpre, u, v = fused_triton.forward(a, fi, fv, th, bias, w_rec, rec_exp, True, True, torch.bool)
+    rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
+    modes = [False] + ([True] if _bounded(a, bias, w_rec, rec_exp) else [])
+    for bounded in modes:
+        ref = cuba_loop(a, ExactCuba(fi, fv, th, bias, bounded), recurrent=rec, keep_vpre=True, record=True)
+        for name, x, y in (("s", s, ref.s), ("v_pre", vpre, ref.v_pre), ("u", u, ref.u), ("v", v, ref.v)):
+            assert x.dtype == y.dtype and torch.equal(x, y), \
+                f"{name} differs (bounded={bounded}, rec_exp={rec_exp}, first at {(x != y).nonzero()[0].tolist()})"
+    stats["bounded"] += len(modes) == 2
+    stats["recurrent"] += w_rec is not None
+    stats["saturated"] += int((vpre.abs() == (1 << 23) - 1).sum())
+    stats["large_u"] += int((u.abs() > (1 << 22)).sum())
+    stats["spikes"] += int(s.sum())
+
+
+def run_cases(n_cases: int, seed: int, per_pack: int = 40) -> dict:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    stats = dict.fromkeys(("cases", "bounded", "recurrent", "saturated", "large_u", "spikes"), 0)
+    regimes, k = set(), 0
+    while stats["cases"] < n_cases:
+        recurrent = k % 5 == 4
+        n = min(n_cases - stats["cases"], per_pack // 4 if recurrent else per_pack)
+        a, fi, fv, th, bias, w_rec, rec_exp, reg = draw_pack(rng, n, recurrent)
+        check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats)
+        stats["cases"] += n
+        regimes.update(reg)
+        k += 1
+    assert len(regimes) == len(INPUT_REGIMES), regimes
+    for key in ("bounded", "recurrent", "saturated", "large_u", "spikes"):
+        assert stats[key] > 0, f"no case exercised '{key}': {stats}"
+    return stats
+
+
+def test_triton_forward_equals_reference_random_cases():
+    assert run_cases(CI_CASES, seed=111)["cases"] >= CI_CASES
+
+
+@pytest.mark.slow
+def test_triton_forward_equals_reference_many_cases():
+    stats = run_cases(SLOW_CASES, seed=4049, per_pack=100)
+    print(f"\ntriton vs reference: {stats['cases']} cases, 0 mismatches; {stats}")
+
+
+def test_triton_forward_shapes_dtypes_and_fallback():
+    g = torch.Generator().manual_seed(5)
+    a = torch.randint(-200, 900, (2, 3, 11, 7), generator=g)  # [..., T, N]: two leading axes
+    ref = cuba_loop(a, ExactCuba(3000, 3900, 64 * 9, 0), keep_vpre=False, record=False)
+    s, vpre, u, v = fused_triton.forward(a.float(), 3000, 3900, 64 * 9, 0, None, 0, False, False, torch.float32)
+    assert vpre is None and u is None and v is None and s.shape == a.shape and s.dtype == torch.float32
+    assert torch.equal(s, ref.s.float()) and bool(s.any())
+    # a threshold per replica (not per neuron) is left to the reference loop
+    assert fused_triton.forward(a, 4000, 4000, torch.tensor([[64], [128]]), 0, None, 0, False, False,
+                                torch.bool) is None
+    assert fused_triton.forward(a[:, :, :0], 4000, 4000, 64, 0, None, 0, False, False, torch.bool) is None
+
+
+def _backward_case(seed: int, recurrent: bool, subtract: bool, surrogate: Surrogate):
+    g = torch.Generator().manual_seed(seed)
+    B, T, N = 3, 23, 13
+    a = torch.randint(-60, 200, (B, T, N), generator=g)
+    run = cuba_loop(a, ExactCuba(3500, 3800, 64 * 40, 0), keep_vpre=True)
+    grad_s = torch.randn(B, T, N, generator=g)
+    wr = torch.randint(-256, 255, (N, N), generator=g).float() * 2.0 ** -3 if recurrent else None
+    return (grad_s, run.s.float(), run.v_pre, 1 - 596 / 4096, 1 - 296 / 4096, 64.0, 64.0 * 40, surrogate,
+            subtract, wr)
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("subtract", [False, True])
+def test_triton_backward_equals_reference(name, recurrent, subtract):
+    args = _backward_case(7, recurrent, subtract, Surrogate(name))
+    ga, gb = fused_triton.backward(*args)
+    ra, rb = neuron._reference_backward(*args)
+    assert ga.dtype == ra.dtype == torch.float32 and ga.shape == ra.shape and float(ra.abs().max()) > 0
+    if name == "lavadl":
+        assert float((ga - ra).abs().max()) <= 1e-5 * float(ra.abs().max())
+    else:
+        assert torch.equal(ga, ra)
+    B, T = ra.shape[:2]
+    bound = (B + T + 2) * 2.0 ** -22 * ra.abs().sum((0, 1)) / args[5] + 1e-5 * float(rb.abs().max()) * (
+        name == "lavadl")
+    assert bool(((gb - rb).abs() <= bound).all()), float((gb - rb).abs().max())
+
+
+def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec):
+    monkeypatch.setenv("SNNHW_KERNEL", kernel)
+    a, bias, w_rec = (x.clone().requires_grad_(True) for x in (a, bias, w_rec))
+    s = cuba_lif(a, CubaParams(600, 300, 40), bias, w_rec=w_rec, rec_exp=-1, surrogate=Surrogate())
+    (s * torch.linspace(-1, 1, s.shape[-1])).sum().backward()
+    return s.detach(), a.grad, bias.grad, w_rec.grad
+
+
+def test_cuba_lif_triton_path_same_spikes_and_gradients(monkeypatch):
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(-40, 120, (3, 25, 12), generator=g).float()
+    bias = torch.randint(-200, 400, (12,), generator=g).float()
+    w_rec = (2 * torch.randint(-60, 60, (12, 12), generator=g)).float()
+    tri = _lif_grads(monkeypatch, "triton", a, bias, w_rec)
+    ref = _lif_grads(monkeypatch, "reference", a, bias, w_rec)
+    assert 0 < float(tri[0].mean()) < 1
+    for x, y in zip(tri[:2] + tri[3:], ref[:2] + ref[3:]):  # spikes, a.grad, w_rec.grad: exact
+        assert x.dtype == y.dtype and torch.equal(x, y)
+    torch.testing.assert_close(tri[2], ref[2], rtol=1e-5, atol=1e-6 * float(ref[2].abs().max()))
+
+
+def _tiny_net(seed: int):
+    from snnhw.core.layers import SpikingDense, SpikingNet
+    from snnhw.spec import Neuron
+
+    torch.manual_seed(seed)
+    n = Neuron(i_decay=1024, v_decay=128, vth_mant=100)
+    sizes = (10, 16, 4)
+    layers = [SpikingDense("fc0", sizes[0], sizes[1], n, recurrent=True, rec_exp=-1, bias=True),
+              SpikingDense("fc1", sizes[1], sizes[2], n, bias=True)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.normal_(0, 40)
+            layer.bias.uniform_(-20, 60)
+        layers[0].weight_rec.normal_(0, 30)
+    return SpikingNet((sizes[0],), layers)
+
+
+def _train_step(monkeypatch, kernel: str, model, x, y):
+    monkeypatch.setenv("SNNHW_KERNEL", kernel)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    out = model(x)
+    loss = F.cross_entropy(out.sum(1) * 0.5, y)
+    opt.zero_grad()
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.step()
+    model.clamp_parameters_()
+    return out.detach(), float(loss), grads
+
+
+def test_training_step_through_triton_path(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, 12, 10, generator=g) < 0.3).float()
+    y = torch.randint(0, 4, (4,), generator=g)
+    base = _tiny_net(1)
+    tri_model, ref_model = copy.deepcopy(base), copy.deepcopy(base)
+    tri = _train_step(monkeypatch, "triton", tri_model, x, y)
+    ref = _train_step(monkeypatch, "reference", ref_model, x, y)
+    assert torch.equal(tri[0], ref[0]) and bool(tri[0].any()) and tri[1] == ref[1]
+    for gt, gr in zip(tri[2], ref[2]):  # weight grads exact; bias grads to float rounding of the sum
+        torch.testing.assert_close(gt, gr, rtol=1e-5, atol=1e-6 * max(float(gr.abs().max()), 1e-30))
+    assert any(float(g_.abs().max()) > 0 for g_ in tri[2])
+
+
+def test_simulate_through_triton_path(monkeypatch):
+    from snnhw.core.network import simulate
+
+    spec = _tiny_net(2).to_spec()
+    x = (torch.rand(3, 15, 10, generator=torch.Generator().manual_seed(4)) < 0.4).to(torch.int64)
+    monkeypatch.setenv("SNNHW_KERNEL", "triton")
+    tri = simulate(spec, x, record=True)
+    monkeypatch.setenv("SNNHW_KERNEL", "reference")
+    ref = simulate(spec, x, record=True)
+    assert len(tri.traces) == 2 and bool(tri.output.any())
+    for t, r in zip(tri.traces, ref.traces):
+        assert all(p.dtype == q.dtype and torch.equal(p, q) for p, q in zip(t, r))
+
+
+def test_exact_path_picks_triton(monkeypatch):
+    a = torch.zeros(1, 2, 3)
+    monkeypatch.setenv("SNNHW_KERNEL", "triton")
+    assert neuron.exact_path(a) == "triton"
+    monkeypatch.setattr(fused_triton, "available", lambda: False)
+    with pytest.raises(MissingDependencyError, match="triton"):
+        neuron.exact_path(a)
+    monkeypatch.setenv("SNNHW_KERNEL", "fused")
+    assert neuron.exact_path(a) in ("fused", "reference")  # CPU tensors never take Triton by default
+
+
+def test_cpu_path_does_not_import_triton():
+    code = ("import sys, torch; from snnhw.core import network, layers, neuron; from snnhw.train import loop; "
+            "neuron.cuba_lif_trace(torch.ones(1, 3, 2), neuron.CubaParams(0, 0, 1)); "
+            "print('triton' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "SNNHW_KERNEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False"
