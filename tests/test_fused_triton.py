@@ -12,7 +12,8 @@ tensors, so no environment variable is set here and nothing leaks into other tes
 * one training step of a small net and one ``simulate`` through the Triton path equal the reference.
 
 Sizes: ``SNNHW_TRITON_CI_CASES`` cases (default 300) by default; the ``slow`` run
-``SNNHW_TRITON_CASES`` (default 10 000), in packs of 40 cases (100 in the slow run; every fifth pack recurrent, a quarter the size).
+``SNNHW_TRITON_CASES`` (default 10 000), in packs of 40 cases (100 in the slow run; every fifth pack
+recurrent, a quarter the size).
 """
 from __future__ import annotations
 
@@ -227,3 +228,26 @@ def test_cpu_path_does_not_import_triton():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "False"
+
+
+def test_simulate_cli_triton_path_and_device_flag(tmp_path, monkeypatch, capsys):
+    from netx_files import cuba, write_raw
+    from snnhw.cli import main
+
+    rng = np.random.default_rng(8)
+    path = str(write_raw(tmp_path / "m.net", [
+        dict(type="dense", weight=rng.integers(-60, 61, (14, 10)) * 2, bias=rng.integers(-5, 10, 14),
+             neuron=cuba(0, 4096, 70)),
+        dict(type="dense", weight=rng.integers(-50, 81, (4, 14)) * 2, neuron=cuba(1000, 300, 40))]))
+    np.save(tmp_path / "x.npy", (rng.random((3, 20, 10)) < 0.35).astype(np.uint8))
+    outs = {}
+    for k in ("triton", "reference"):
+        monkeypatch.setenv("SNNHW_KERNEL", k)
+        assert main(["simulate", path, "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / f"{k}.npy")]) == 0
+        outs[k] = np.load(tmp_path / f"{k}.npy")
+    assert np.array_equal(outs["triton"], outs["reference"]) and outs["triton"].any()
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main(["simulate", path, "--inputs", str(tmp_path / "x.npy"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda: no CUDA device" in err and err.count("\n") == 1

@@ -4,7 +4,8 @@ Runs a lava-dl netx HDF5 network exactly as netx builds it and Lava's CPU simula
 X holds 0/1 input spikes [samples, steps, inputs] (column t-1 is sent at time step t); Y the last
 layer's output spikes [samples, steps, outputs] as uint8, indexed like Lava's RingBuffer sink
 (column t-1 = time step t). ``--backend torch`` (default) reads the file with
-:func:`snnhw.io.netx.read_netx` and runs :func:`snnhw.core.network.simulate`, batched over samples;
+:func:`snnhw.io.netx.read_netx` and runs :func:`snnhw.core.network.simulate`, batched over samples, on
+``--device`` (cpu, or cuda: the Triton kernels of :mod:`snnhw.core.fused_triton`);
 ``--backend lava`` runs lava-dl's own ``hdf5.Network`` on Lava, one sample after another
 (:func:`snnhw.backends.netx_lava.run_netx_lava`); without Lava it stops at once with one line
 naming ``snnhw[lava]`` (exit 2). Supported layers are those of
@@ -36,12 +37,17 @@ def add_arguments(parser) -> None:
                         help="write output spikes [samples, steps, outputs] (uint8) here")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"samples per torch batch (default {DEFAULT_BATCH})")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="torch backend: run the core on this device (cuda: the Triton kernels; "
+                             "default cpu)")
 
 
-def simulate_torch(path: str, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+def simulate_torch(path: str, x: np.ndarray, batch_size: int = DEFAULT_BATCH, device: str = "cpu") -> np.ndarray:
     """Output spikes [samples, steps, outputs] (uint8) of ``read_netx(path)`` on the torch core."""
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
     from snnhw.core.network import simulate
     from snnhw.io.netx import read_netx
 
@@ -50,8 +56,8 @@ def simulate_torch(path: str, x: np.ndarray, batch_size: int = DEFAULT_BATCH) ->
         raise InputError(f"inputs have {x.shape[2]} channels but {path} expects {spec.n_in}")
     outs = []
     for i in range(0, x.shape[0], batch_size):
-        xb = torch.as_tensor(x[i:i + batch_size])
-        outs.append(simulate(spec, xb).output.numpy().astype(np.uint8))
+        xb = torch.as_tensor(x[i:i + batch_size]).to(device)
+        outs.append(simulate(spec, xb).output.cpu().numpy().astype(np.uint8))
     return np.concatenate(outs, axis=0)
 
 
@@ -79,6 +85,8 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.backend == "lava":
+        if args.device != "cpu":
+            raise InputError("--device applies to --backend torch; Lava's simulator runs on the CPU")
         require_lava_backend()
     if not os.path.isfile(args.model):
         raise MissingFileError(f"{args.model}: no such file")
@@ -87,7 +95,10 @@ def run(args) -> int:
         d = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(d):
             raise MissingFileError(f"{args.out}: output folder {d} does not exist")
-    y = simulate_torch(args.model, x, args.batch_size) if args.backend == "torch" else simulate_lava(args.model, x)
+    if args.backend == "torch":
+        y = simulate_torch(args.model, x, args.batch_size, args.device)
+    else:
+        y = simulate_lava(args.model, x)
     if args.out:
         save_npy(args.out, y)
     S, T, N = y.shape

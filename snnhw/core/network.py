@@ -78,7 +78,8 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
     """Run ``spec`` on input spikes (or graded payloads for a graded first layer) ``x`` [B, T, n_in].
 
     Runs on ``x``'s device when ``x`` is a tensor (CUDA: the Triton kernels of
-    :mod:`snnhw.core.fused_triton`). ``exact`` defaults to ``spec.quantized``. With ``record=True`` the u and v traces of every
+    :mod:`snnhw.core.fused_triton`). ``exact`` defaults to ``spec.quantized``. With ``record=True`` the
+    u and v traces of every
     neuron layer are returned (v after reset, as Lava's Monitor shows it).
     """
     exact = spec.quantized if exact is None else exact
