@@ -79,8 +79,7 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
 
     Runs on ``x``'s device when ``x`` is a tensor (CUDA: the Triton kernels of
     :mod:`snnhw.core.fused_triton`). ``exact`` defaults to ``spec.quantized``. With ``record=True`` the
-    u and v traces of every
-    neuron layer are returned (v after reset, as Lava's Monitor shows it).
+    u and v traces of every neuron layer are returned (v after reset, as Lava's Monitor shows it).
     """
     exact = spec.quantized if exact is None else exact
     s = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
