@@ -9,7 +9,9 @@ tensors, so no environment variable is set here and nothing leaks into other tes
   torch's in the last bit: ``|d ga| <= 1e-5 max|ga|``); the bias gradient is summed in another order:
   ``|d gbias_n| <= (B + T + 2) 2**-22 sum_{b,t} |ga[b, t, n]| / gain`` (a float32 bound on re-ordering a
   sum of ``B T`` terms whose magnitudes sum to at most ``2 sum |ga| / gain``);
-* one training step of a small net and one ``simulate`` through the Triton path equal the reference.
+* one training step of a small net and one ``simulate`` through the Triton path equal the reference;
+* every kernel variant compiles for sm_90 (triton 3; no GPU needed), the backward without fused
+  multiply-adds and with IEEE division.
 
 Sizes: ``SNNHW_TRITON_CI_CASES`` cases (default 300) by default; the ``slow`` run
 ``SNNHW_TRITON_CASES`` (default 10 000), in packs of 40 cases (100 in the slow run; every fifth pack
@@ -251,3 +253,46 @@ def test_simulate_cli_triton_path_and_device_flag(tmp_path, monkeypatch, capsys)
         assert main(["simulate", path, "--inputs", str(tmp_path / "x.npy"), "--device", "cuda"]) == 2
         err = capsys.readouterr().err
         assert "--device cuda: no CUDA device" in err and err.count("\n") == 1
+
+
+def _compile_for_h100(fn, types: dict, constexprs: dict):
+    """``fn`` compiled for sm_90 (no GPU needed: triton bundles ptxas); returns its PTX."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    sig = dict(types, **{k: "constexpr" for k in constexprs})
+    k = triton.compile(ASTSource(fn, sig, constexprs), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": 4, "enable_fp_fusion": False})
+    return k.asm["ptx"]
+
+
+def test_kernels_compile_for_a_gpu(tmp_path, monkeypatch):
+    """The interpreter does not type-check like the compiler: compile every kernel variant training and
+    simulate launch to PTX/cubin for an H100-class GPU, and check the backward's float arithmetic is
+    IEEE division without fused multiply-adds (as torch's separate elementwise kernels compute it)."""
+    import triton
+
+    if fused_triton._version() < (3, 0):
+        pytest.skip("the ahead-of-time compile API used here is triton 3's")
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    if not os.path.exists(ptxas):
+        pytest.skip("this triton wheel bundles no ptxas")
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    from snnhw import loihi
+
+    fwd, bwd = fused_triton._kernels(False)
+    ints = {k: "i32" for k in ("BN", "N", "stride_b", "t0", "nsteps")}
+    for keep_vpre, record, s_type in ((True, False, "*fp32"), (False, True, "*i8")):
+        types = {k: "*i64" for k in ("a_ptr", "ifac_ptr", "vfac_ptr", "vth_ptr", "bias_ptr", "u_ptr", "v_ptr",
+                                     "urec_ptr", "vrec_ptr")}
+        types.update(ints, s_ptr=s_type, vpre_ptr="*fp32")
+        ptx = _compile_for_h100(fwd, types, {"KEEP_VPRE": keep_vpre, "RECORD": record, "BLOCK": 128,
+                                             "MAX_UV": loihi.MAX_UV, "V_LIMIT": loihi.V_LIMIT,
+                                             "ACT_SHIFT": loihi.ACT_SHIFT, "DECAY_SHIFT": loihi.DECAY_SHIFT})
+        assert ".entry _forward_kernel" in ptx
+    for code, subtract in [(c, False) for c in fused_triton.SURROGATE_CODES.values()] + [(0, True)]:
+        types = {k: "*fp32" for k in ("gs_ptr", "s_ptr", "vpre_ptr", "ga_ptr", "gv_ptr", "gu_ptr", "gsum_ptr")}
+        types.update(ints, **{k: "fp32" for k in ("alpha", "beta", "gain", "theta", "c1", "c2")})
+        ptx = _compile_for_h100(bwd, types, {"SURR": code, "SUBTRACT": subtract, "DIV_RN": True, "BLOCK": 128})
+        assert "div.rn.f32" in ptx and "div.full" not in ptx and "fma." not in ptx

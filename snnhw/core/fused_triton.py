@@ -24,9 +24,11 @@ needed and nothing leaks into other code) — slow, for tests. Triton is optiona
 False when it is missing or older than :data:`MIN_VERSION`; :mod:`snnhw.core.neuron` imports this module
 only when it picks this path.
 
-Float32 on GPU: the compiled backward may contract multiply-adds and uses the GPU's exp and division;
-its gradients then differ from the reference's in the last bits (the interpreter's match exactly except
-``lavadl``'s exp and the bias gradient's summation order; tests/test_fused_triton.py states the bounds).
+Float32 on GPU: the backward is compiled without fused multiply-adds (``enable_fp_fusion=False``) and
+with IEEE division (``div_rn``; triton's ``/`` is approximate there), so it performs the same float32
+operations, in the same order, as the reference's separate torch kernels; only ``lavadl``'s ``exp`` is
+the GPU's fast one, and triton 2.x's ``div_rn`` flushes subnormals. Not run on a GPU yet: the
+interpreter tests show the operation order, tests/test_fused_triton.py compiles every variant for sm_90.
 """
 import functools
 import math
@@ -105,9 +107,11 @@ if triton is not None:
 
     def _backward_kernel(gs_ptr, s_ptr, vpre_ptr, ga_ptr, gv_ptr, gu_ptr, gsum_ptr, BN, N, stride_b, t0,
                          nsteps, alpha, beta, gain, theta, c1, c2,
-                         SURR: tl.constexpr, SUBTRACT: tl.constexpr, BLOCK: tl.constexpr):
+                         SURR: tl.constexpr, SUBTRACT: tl.constexpr, DIV_RN: tl.constexpr, BLOCK: tl.constexpr):
         """Steps ``t0, t0 - 1, .. t0 - nsteps + 1`` backward; gv, gu and the running sum of gv (the bias
-        gradient before the batch sum) in and out of [B * N] float32 state."""
+        gradient before the batch sum) in and out of [B * N] float32 state. ``DIV_RN``: IEEE division
+        (``div_rn``; triton's ``/`` is approximate on GPUs), False only in triton 2.x's interpreter, whose
+        ``/`` is numpy's IEEE division already and which has no ``div_rn``."""
         idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         live = idx < BN
         base = (idx // N).to(tl.int64) * stride_b + idx % N
@@ -117,19 +121,25 @@ if triton is not None:
         for i in range(nsteps):
             off = base + (t0 - i) * N
             gs = tl.load(gs_ptr + off, mask=live, other=0.0)
-            x = (tl.load(vpre_ptr + off, mask=live, other=0.0) - theta) / theta
+            x = tl.load(vpre_ptr + off, mask=live, other=0.0) - theta
+            x = tl.math.div_rn(x, theta) if DIV_RN else x / theta
             if SURR == 0:  # arctan: (alpha/2) / (1 + (pi/2 * alpha * x)**2)
                 y = c2 * x
-                sg = (1.0 / (1.0 + y * y)) * c1
+                z = 1.0 + y * y
+                sg = (tl.math.div_rn(1.0, z) if DIV_RN else 1.0 / z) * c1
             elif SURR == 1:  # fast_sigmoid: 1 / (slope * |x| + 1)**2
                 d = c1 * tl.abs(x) + 1.0
-                sg = 1.0 / (d * d)
+                d = d * d
+                sg = tl.math.div_rn(1.0, d) if DIV_RN else 1.0 / d
             elif SURR == 2:  # lavadl: scale / (2 tau) * exp(-|x| / tau)
-                sg = c1 * tl.exp(-tl.abs(x) / c2)
+                z = -tl.abs(x)
+                sg = c1 * tl.exp(tl.math.div_rn(z, c2) if DIV_RN else z / c2)
             else:  # triangle: max(0, 1 - |x| / width) / width
-                y = 1.0 - tl.abs(x) / c1
-                sg = tl.where(y > 0.0, y, 0.0) / c1
-            sg = sg / theta
+                z = tl.abs(x)
+                y = 1.0 - (tl.math.div_rn(z, c1) if DIV_RN else z / c1)
+                y = tl.where(y > 0.0, y, 0.0)
+                sg = tl.math.div_rn(y, c1) if DIV_RN else y / c1
+            sg = tl.math.div_rn(sg, theta) if DIV_RN else sg / theta
             if SUBTRACT:
                 gv = gs * sg + beta * gv
             else:
@@ -158,7 +168,7 @@ def _launch_setup(x: torch.Tensor, lanes: int):
         return None
     interpret = x.device.type == "cpu"
     block = min(_INTERPRETER_BLOCK, triton.next_power_of_2(max(lanes, 1))) if interpret else _GPU_BLOCK
-    opts = {} if interpret else {"num_warps": 4}
+    opts = {} if interpret else {"num_warps": 4, "enable_fp_fusion": False}
     return _kernels(interpret), block, (triton.cdiv(lanes, block),), opts
 
 
@@ -259,7 +269,8 @@ def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: f
     def launch(t0, nsteps):
         bwd[grid](g, s_c, vp, ga, state[0], state[1], state[2], B * N, N, T * N, t0, nsteps,
                   float(alpha), float(beta), float(gain), float(theta), float(c1), float(c2),
-                  SURR=code, SUBTRACT=bool(subtract_reset), BLOCK=block, **opts)
+                  SURR=code, SUBTRACT=bool(subtract_reset), BLOCK=block,
+                  DIV_RN=vp.device.type != "cpu" or _version() >= (3, 0), **opts)
 
     if w_rec_scaled is None:
         launch(T - 1, T)
