@@ -215,6 +215,7 @@ def test_exact_path_picks_triton(monkeypatch):
     a = torch.zeros(1, 2, 3)
     monkeypatch.setenv("SNNHW_KERNEL", "triton")
     assert neuron.exact_path(a) == "triton"
+    assert neuron.exact_path(torch.zeros(1, 2, 3, device="meta")) == "reference"  # neither CPU nor CUDA
     monkeypatch.setattr(fused_triton, "available", lambda: False)
     with pytest.raises(MissingDependencyError, match="triton"):
         neuron.exact_path(a)

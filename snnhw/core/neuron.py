@@ -231,7 +231,8 @@ def _triton():
 
 
 def exact_path(a: torch.Tensor) -> str:
-    """Which implementation a run on ``a`` takes: "fused" (numba), "triton" or "reference"."""
+    """Which implementation a run on ``a`` takes: "fused" (numba), "triton" (CUDA, or CPU through the
+    interpreter) or "reference" (any other device, or a kernel that is not available by default)."""
     k = kernel_choice()
     if k == "reference":
         return "reference"
@@ -239,7 +240,7 @@ def exact_path(a: torch.Tensor) -> str:
         if not _triton().available():
             raise MissingDependencyError("SNNHW_KERNEL=triton: triton is not installed (or older than "
                                          f"{'.'.join(map(str, _triton().MIN_VERSION))})")
-        return "triton"
+        return "triton" if a.device.type in ("cuda", "cpu") else "reference"
     if a.device.type == "cuda":
         return "triton" if _triton().available() else "reference"
     return "fused" if a.device.type == "cpu" and fused_cpu.available() else "reference"
