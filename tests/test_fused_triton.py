@@ -9,7 +9,9 @@ tensors, so no environment variable is set here and nothing leaks into other tes
   torch's in the last bit: ``|d ga| <= 1e-5 max|ga|``); the bias gradient is summed in another order:
   ``|d gbias_n| <= (B + T + 2) 2**-22 sum_{b,t} |ga[b, t, n]| / gain`` (a float32 bound on re-ordering a
   sum of ``B T`` terms whose magnitudes sum to at most ``2 sum |ga| / gain``);
-* one training step of a small net and one ``simulate`` through the Triton path equal the reference;
+* one training step of a small net, ``simulate`` (function and CLI) and, in the slow run, ``snnhw train``
+  on the tiny recipe (same report apart from times, same weights) through the Triton path equal the
+  reference;
 * every kernel variant compiles for sm_90 (triton 3; no GPU needed), the backward without fused
   multiply-adds and with IEEE division.
 
@@ -20,6 +22,7 @@ recurrent, a quarter the size).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -297,3 +300,23 @@ def test_kernels_compile_for_a_gpu(tmp_path, monkeypatch):
         types.update(ints, **{k: "fp32" for k in ("alpha", "beta", "gain", "theta", "c1", "c2")})
         ptx = _compile_for_h100(bwd, types, {"SURR": code, "SUBTRACT": subtract, "DIV_RN": True, "BLOCK": 128})
         assert "div.rn.f32" in ptx and "div.full" not in ptx and "fma." not in ptx
+
+
+@pytest.mark.slow
+def test_snnhw_train_same_report_through_triton_path(tmp_path, monkeypatch):
+    """``snnhw train`` on the tiny recipe: the Triton path (interpreter) gives the reference path's report
+    (apart from times) and the same trained weights."""
+    from snnhw.train.pipeline import RunOptions, run
+    from tiny_recipe import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, 1)
+    reports, weights = {}, {}
+    for k in ("triton", "reference"):
+        monkeypatch.setenv("SNNHW_KERNEL", k)
+        run(RunOptions(recipe=recipe, out=str(tmp_path / k), progress=False), log=lambda m: None)
+        reports[k] = json.loads((tmp_path / k / "report.json").read_text())
+        reports[k].pop("times")
+        weights[k] = torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["model"]
+    assert reports["triton"] == reports["reference"]
+    assert weights["triton"].keys() == weights["reference"].keys()
+    assert all(torch.equal(weights["triton"][n], weights["reference"][n]) for n in weights["reference"])
