@@ -259,7 +259,7 @@ def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: f
     g.copy_(grad_s)  # a private float32 copy: the recurrent steps add into it
     s_c = (s.to(torch.float32) if s.dtype == torch.bool else s).contiguous()
     vp = vpre.to(torch.float32).contiguous()
-    ga = torch.zeros((B, T, N), dtype=torch.float32, device=dev)
+    ga = torch.empty((B, T, N), dtype=torch.float32, device=dev)  # every element is written
     state = torch.zeros((3, B * N), dtype=torch.float32, device=dev)  # gv, gu, sum over t of gv
     if B * T * N == 0:
         return ga, torch.zeros(N, dtype=torch.float32, device=dev)
