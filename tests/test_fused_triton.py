@@ -133,6 +133,8 @@ def test_triton_backward_equals_reference(name, recurrent, subtract):
     bound = (B + T + 2) * 2.0 ** -22 * ra.abs().sum((0, 1)) / args[5] + 1e-5 * float(rb.abs().max()) * (
         name == "lavadl")
     assert bool(((gb - rb).abs() <= bound).all()), float((gb - rb).abs().max())
+    ga2, gb2 = fused_triton.backward(*args, need_bias=False)
+    assert torch.equal(ga2, ga) and not bool(gb2.any())
 
 
 def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec):

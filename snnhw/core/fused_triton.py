@@ -249,10 +249,12 @@ def _surrogate_args(surrogate):
 
 def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: float, beta: float,
              gain: float, theta: float, surrogate, subtract_reset: bool,
-             w_rec_scaled: Optional[torch.Tensor]):
+             w_rec_scaled: Optional[torch.Tensor], need_bias: bool = True):
     """BPTT of one population (:meth:`snnhw.core.neuron._CubaLIF.backward`'s math): ``grad_s``, ``s``,
     ``vpre`` [B, T, N]; ``theta`` >= 1 in state units; ``w_rec_scaled`` None or float32 [N, N]
-    (``w_rec * 2**rec_exp``). Returns ``(ga [B, T, N] float32, gbias [N] float32)``."""
+    (``w_rec * 2**rec_exp``). Returns ``(ga [B, T, N] float32, gbias [N] float32)``; ``gbias`` is zeros
+    unless ``need_bias`` (the interface of :func:`snnhw.core.fused_cpu.backward`). ``gbias`` sums each
+    lane over time in the kernel, then over the batch: another order than the reference's."""
     B, T, N = (int(x) for x in s.shape)
     dev = vpre.device
     g = torch.empty((B, T, N), dtype=torch.float32, device=dev)
@@ -280,4 +282,6 @@ def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: f
             if t < T - 1:
                 g[:, t] = g[:, t] + ga[:, t + 1].contiguous() @ wr
             launch(t, 1)
+    if not need_bias:
+        return ga, torch.zeros(N, dtype=torch.float32, device=dev)
     return ga, state[2].reshape(B, N).sum(0)
