@@ -244,41 +244,41 @@ if numba is not None:
         return f / theta
 
     @njit(parallel=True, cache=True)
-    def _bptt(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, subtract, ga_out, gv_out,
-              keep_gv):
+    def _bptt(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, ks, ga_out, gv_out):
         """Non-recurrent BPTT over [B, T, N] float32, every (b, neuron block) in parallel, in float32 op
         for op as the reference: ``gv = gs*sg + (beta*keep)*gv``, ``gu = gv + alpha*gu``,
-        ``ga = gain*gu`` with ``keep = 1 - s`` (hard reset) or 1 (``subtract``). Writes ``ga_out``
-        [B, T, N] and, iff ``keep_gv``, ``gv_out`` [T, B, N] (for the bias sums)."""
+        ``ga = gain*gu`` with ``keep = 1 - ks*s`` (``ks`` 1: hard reset; 0: ``subtract``, keep = 1).
+        Writes ``ga_out`` [B, T, N] and ``gv`` to ``gv_out`` ([B, T, N] for the bias sums, or [1, 1, N]:
+        a scratch row, overwritten)."""
         B, T, N = grad_s.shape
         nblk = (N + _BLOCK - 1) // _BLOCK
-        one = np.float32(1.0)
+        kb = 1 if gv_out.shape[0] == B else 0
         for job in prange(B * nblk):
             b = job // nblk
             n0 = (job % nblk) * _BLOCK
             n1 = min(N, n0 + _BLOCK)
             gv = np.zeros(_BLOCK, np.float32)
             gu = np.zeros(_BLOCK, np.float32)
+            bo = b * kb
             for t in range(T - 1, -1, -1):
+                to = t * kb
                 for n in range(n0, n1):
                     sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
-                    keep = one if subtract else one - s[b, t, n]
+                    keep = np.float32(1.0) - ks * s[b, t, n]
                     gvn = grad_s[b, t, n] * sg + (beta * keep) * gv[n - n0]
                     gun = gvn + alpha * gu[n - n0]
                     gv[n - n0] = gvn
                     gu[n - n0] = gun
                     ga_out[b, t, n] = gain * gun
-                    if keep_gv:
-                        gv_out[t, b, n] = gvn
+                    gv_out[bo, to, n] = gvn
 
     @njit(parallel=True, cache=True)
-    def _bptt_rec(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, subtract, wr, ga_out, gv_out,
-                  keep_gv):
+    def _bptt_rec(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, ks, wr, ga_out, gv_out):
         """Recurrent BPTT: as :func:`_bptt` with ``gs = grad_s + ga_{t+1} @ wr`` (``wr`` [N, N] float32,
         the recurrent weights times 2**rec_exp) from step T-2 down; parallel over the batch only (the
         product couples the neurons). The product sums over the source neuron in ascending order."""
         B, T, N = grad_s.shape
-        one = np.float32(1.0)
+        kb = 1 if gv_out.shape[0] == B else 0
         for b in prange(B):
             gv = np.zeros(N, np.float32)
             gu = np.zeros(N, np.float32)
@@ -296,14 +296,13 @@ if numba is not None:
                         gs[n] += acc[n]
                 for n in range(N):
                     sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
-                    keep = one if subtract else one - s[b, t, n]
+                    keep = np.float32(1.0) - ks * s[b, t, n]
                     gvn = gs[n] * sg + (beta * keep) * gv[n]
                     gun = gvn + alpha * gu[n]
                     gv[n] = gvn
                     gu[n] = gun
                     ga_out[b, t, n] = gain * gun
-                    if keep_gv:
-                        gv_out[t, b, n] = gvn
+                    gv_out[b * kb, t * kb, n] = gvn
 
 
 def _f32(x: torch.Tensor) -> np.ndarray:
@@ -330,15 +329,15 @@ def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: f
     B, T, N = g.shape
     kind, c1, c2 = surrogate_constants(surrogate)
     ga = torch.empty((B, T, N), dtype=torch.float32)
-    gv = torch.empty((T, B, N) if need_bias else (0, 0, 0), dtype=torch.float32)
+    gv = torch.empty((B, T, N) if need_bias else (1, 1, N), dtype=torch.float32)
     f32 = np.float32
-    common = (g, sc, vp, f32(theta), kind, c1, c2, f32(alpha), f32(beta), f32(gain), bool(subtract_reset))
+    common = (g, sc, vp, f32(theta), kind, c1, c2, f32(alpha), f32(beta), f32(gain), f32(0 if subtract_reset else 1))
     if w_rec_scaled is None or w_rec_scaled.numel() == 0:
-        _launch(_bptt, *common, ga.numpy(), gv.numpy(), bool(need_bias))
+        _launch(_bptt, *common, ga.numpy(), gv.numpy())
     else:
-        _launch(_bptt_rec, *common, _f32(w_rec_scaled), ga.numpy(), gv.numpy(), bool(need_bias))
+        _launch(_bptt_rec, *common, _f32(w_rec_scaled), ga.numpy(), gv.numpy())
     gbias = torch.zeros(N)
     if need_bias:
-        for t in range(T - 1, -1, -1):  # the reference's order: per step a batch sum, then the running sum
-            gbias += gv[t].sum(0)
+        for t in range(T - 1, -1, -1):  # the reference's order: per step a batch sum (of a contiguous
+            gbias += gv[:, t].contiguous().sum(0)  # [B, N], as the reference's gv), then the running sum
     return ga, gbias
