@@ -352,3 +352,61 @@ def test_fused_backward_equals_reference(name, reset, recurrent):
         for x, y, m in zip(fused, ref, _abs_grads(grad_s, s, vpre, w_rec, rec_exp, p, sur)):
             if x is not None:
                 assert ((x - y).abs() <= bound * m + 1e-30).all(), (name, reset, k)
+
+
+# ------------------------------------------------------------------------------------------------
+# the exact synapse's float32 route (simulate and training) against its int64 route
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["dense", "graded", "conv"])
+def test_exact_input_float_equals_exact_input(kind):
+    """synapse.exact_input_float gives exact_input's integers (in float32) wherever it answers, and
+    answers None where the float32 bound (2**24) does not hold."""
+    rng = np.random.default_rng(7)
+    answered = declined = 0
+    for k in range(40):
+        B, T = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+        exp = int(rng.integers(-8, 4))
+        if kind == "conv":
+            conv = synapse.ConvShape((2, 5, 5), (1, 1), (1, 1))
+            w = torch.from_numpy(rng.integers(-255, 256, (3, 2, 3, 3))).float()
+            s = torch.from_numpy((rng.random((B, T, 50)) < 0.3).astype(np.float32))
+        else:
+            conv = None
+            n_in = int(rng.choice([3, 40, 300, 5000, 70000]))
+            w = torch.from_numpy(rng.integers(-255, 256, (7, n_in)))
+            hi = 2 if kind == "dense" else int(rng.choice([2, 100, 1 << 12]))
+            s = torch.from_numpy(rng.integers(0, hi, (B, T, n_in)) * (rng.random((B, T, n_in)) < 0.3))
+            s = s.float() if kind == "dense" else s
+        fast = synapse.exact_input_float(s, w, exp, conv, graded=kind == "graded")
+        ref = synapse.exact_input(s.to(torch.int64), w if conv is not None else w.to(torch.int64), exp, conv,
+                                  graded=kind == "graded")
+        if fast is None:
+            declined += 1
+            continue
+        answered += 1
+        assert fast.dtype == torch.float32 and torch.equal(fast.to(torch.int64), ref), (kind, k)
+    assert answered > 0 and (declined > 0 or kind == "conv")
+
+
+def test_trainable_input_float32_route_same_values_and_grads():
+    """trainable_input's float32 floor gives the exact integers (= exact_input; its int64 route, taken
+    for float64 inputs, too) and exactly the gradient of the unrounded float sum (straight-through)."""
+    rng = np.random.default_rng(8)
+    for exp in (-3, 0, 2):
+        s = torch.from_numpy((rng.random((3, 9, 30)) < 0.4).astype(np.float32))
+        w = torch.from_numpy(rng.integers(-127, 128, (11, 30)) * 2.0).float()
+        g = torch.from_numpy(rng.standard_normal((3, 9, 11))).float()
+        grads = []
+        for route in ("float32", "plain sum"):
+            wv = w.clone().requires_grad_(True)
+            a = synapse.trainable_input(s, wv, exp) if route == "float32" else \
+                loihi.delay_one_step(synapse.synaptic_sum(s, wv) * 2.0 ** exp, dim=1)
+            a.backward(g)
+            grads.append(wv.grad)
+            if route == "float32":
+                value = a.detach()
+        ref = synapse.exact_input(s.to(torch.int64), w.to(torch.int64), exp)
+        assert value.dtype == torch.float32 and torch.equal(value.to(torch.int64), ref)
+        old = synapse.trainable_input(s.double(), w.double(), exp)  # the int64 route
+        assert torch.equal(old.to(torch.int64), ref)
+        assert torch.equal(grads[0], grads[1])
