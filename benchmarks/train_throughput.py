@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import resource
+import subprocess
 import sys
 import time
 
@@ -37,19 +40,20 @@ import torch.nn.functional as F
 B, T, SIZES = 64, 20, (64, 256, 256, 10)
 
 
-def batch(seed=0):
+def batch(seed=0, n=B):
     g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(B, T, SIZES[0], generator=g) < 0.2).float()
-    y = torch.randint(0, SIZES[-1], (B,), generator=g)
+    x = (torch.rand(n, T, SIZES[0], generator=g) < 0.2).float()
+    y = torch.randint(0, SIZES[-1], (n,), generator=g)
     return x, y
 
 
 def bench(step, iters, warmup=3):
+    x, y = batch()
     for _ in range(warmup):
-        step()
+        step(x, y)
     t0 = time.perf_counter()
     for _ in range(iters):
-        step()
+        step(x, y)
     return iters * B / (time.perf_counter() - t0)
 
 
@@ -64,9 +68,8 @@ def snnhw_step():
         for l in layers:
             l.weight.normal_(0, 40)
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
-    x, y = batch()
 
-    def step():
+    def step(x, y):
         out = model(x)
         loss = F.cross_entropy(out.sum(1) * 0.5, y)
         opt.zero_grad()
@@ -100,11 +103,9 @@ def slayer_step():
               "scale_grad": 3, "requires_grad": False}
     blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
     opt = torch.optim.Adam(blocks.parameters(), lr=1e-3)
-    x, y = batch()
-    xs = x.permute(0, 2, 1).contiguous()  # slayer: [N, C, T]
 
-    def step():
-        s = xs
+    def step(x, y):
+        s = x.permute(0, 2, 1).contiguous()  # slayer: [N, C, T]
         for b in blocks:
             s = b(s)
         loss = F.cross_entropy(s.sum(-1) * 0.5, y)
@@ -120,9 +121,8 @@ def snntorch_step():
     fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
     lifs = [snn.Synaptic(alpha=0.75, beta=0.97) for _ in fcs]
     opt = torch.optim.Adam(fcs.parameters(), lr=1e-3)
-    x, y = batch()
 
-    def step():
+    def step(x, y):
         states = [lif.init_synaptic() for lif in lifs]
         count = 0
         for t in range(T):
@@ -153,32 +153,60 @@ def kernel(name: str):
             os.environ["SNNHW_KERNEL"] = old
 
 
+VARIANTS = {"fused": (snnhw_step, "fused"), "reference": (snnhw_step, "reference"),
+            "slayer": (slayer_step, None), "snntorch": (snntorch_step, None)}
+
+
+def measure(variant: str, iters: int) -> dict:
+    """One variant in this process: samples/s and the peak resident memory the training steps add,
+    per sample: ``ru_maxrss`` after the timed steps minus ``ru_maxrss`` after building the model and
+    one step on a 2-sample batch (which loads every JIT kernel), divided by the batch size."""
+    make, k = VARIANTS[variant]
+    with kernel(k) if k else contextlib.nullcontext():
+        step = make()
+        step(*batch(1, 2))
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rate = bench(step, iters)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"samples_per_s": rate, "peak_kib_per_sample": (peak - base) / B}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.variant:
+        print(json.dumps(measure(a.variant, a.iters)))
+        return
     from snnhw.core.neuron import exact_path
 
-    res = {}
     with kernel("fused"):
         path = exact_path(torch.zeros(1))
-    runs = [(f"snnhw ({path}, Loihi-exact QAT)", snnhw_step, path),
-            ("snnhw (reference loop)", snnhw_step, "reference"),
-            ("lava-dl slayer cuba.Dense", slayer_step, None), ("snnTorch Synaptic", snntorch_step, None)]
-    for name, make, k in runs[:1] + runs[2:] + runs[1:2] if path == "fused" else runs[1:]:
-        with kernel(k) if k else contextlib.nullcontext():
-            res[name] = bench(make(), a.iters)
-        print(f"{name:36s} {res[name]:9.1f} samples/s", flush=True)
-    main_name = runs[0][0] if path == "fused" else runs[1][0]
+    names = {"fused": f"snnhw ({path}, Loihi-exact QAT)", "reference": "snnhw (reference loop)",
+             "slayer": "lava-dl slayer cuba.Dense", "snntorch": "snnTorch Synaptic"}
+    order = ["fused", "slayer", "snntorch", "reference"] if path == "fused" else ["reference", "slayer", "snntorch"]
+    res = {}
+    for v in order:  # one subprocess per variant: its own peak memory
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--variant", v, "--iters", str(a.iters),
+                            "--threads", str(a.threads)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"{v} failed: {p.stderr.strip().splitlines()[-1:]}")
+        res[v] = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"{names[v]:36s} {res[v]['samples_per_s']:9.1f} samples/s   peak +{res[v]['peak_kib_per_sample']:7.1f} "
+              "KiB/sample", flush=True)
+    main_v = "fused" if path == "fused" else "reference"
+    r = {k: v["samples_per_s"] for k, v in res.items()}
     print(f"path that ran by default: {path}")
-    print(f"snnhw / slayer   = {res[main_name] / res[runs[2][0]]:.2f}x   (goal >= 3x)")
-    print(f"snnhw / snnTorch = {res[main_name] / res[runs[3][0]]:.2f}x   (goal >= 2x)")
+    print(f"snnhw / slayer   = {r[main_v] / r['slayer']:.2f}x   (goal >= 3x)")
+    print(f"snnhw / snnTorch = {r[main_v] / r['snntorch']:.2f}x   (goal >= 2x)")
     if path == "fused":
-        print(f"fused / reference loop = {res[main_name] / res[runs[1][0]]:.2f}x")
-    print(f"MLP {'-'.join(map(str, SIZES))}, batch {B}, T={T}, {a.threads} threads, torch {torch.__version__}")
+        print(f"fused / reference loop = {r['fused'] / r['reference']:.2f}x")
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {B}, T={T}, {a.threads} threads, torch {torch.__version__}; "
+          "peak = ru_maxrss growth over the training steps (one process per variant) / batch")
 
 
 if __name__ == "__main__":

@@ -171,24 +171,44 @@ def test_fused_equals_reference_many_cases():
     _assert_coverage(stats)
 
 
-def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec):
+def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec, surrogate=Surrogate()):
     monkeypatch.setenv("SNNHW_KERNEL", kernel)
-    a, bias, w_rec = (x.clone().requires_grad_(True) for x in (a, bias, w_rec))
-    s = cuba_lif(a, CubaParams(600, 300, 40), bias, w_rec=w_rec, rec_exp=-1, surrogate=Surrogate())
+    a, bias = (x.clone().requires_grad_(True) for x in (a, bias))
+    w_rec = None if w_rec is None else w_rec.clone().requires_grad_(True)
+    s = cuba_lif(a, CubaParams(600, 300, 40), bias, w_rec=w_rec, rec_exp=-1, surrogate=surrogate)
     (s * torch.linspace(-1, 1, s.shape[-1])).sum().backward()
-    return s.detach(), a.grad, bias.grad, w_rec.grad
+    return s.detach(), a.grad, bias.grad, None if w_rec is None else w_rec.grad
 
 
-def test_cuba_lif_same_spikes_and_gradients_on_both_kernels(monkeypatch):
+@pytest.mark.parametrize("name", ["arctan", "fast_sigmoid", "triangle"])
+def test_cuba_lif_same_spikes_and_gradients_on_both_kernels(monkeypatch, name):
+    """cuba_lif (exact, no recurrence) through autograd: spikes and the grads of a and the bias are
+    bit-identical on the fused and the reference kernel (lavadl and recurrence: see the bptt tests)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randint(-40, 120, (3, 25, 70), generator=g).float()
+    bias = torch.randint(-200, 400, (70,), generator=g).float()
+    fused = _lif_grads(monkeypatch, "fused", a, bias, None, Surrogate(name))
+    ref = _lif_grads(monkeypatch, "reference", a, bias, None, Surrogate(name))
+    assert 0 < float(fused[0].mean()) < 1
+    for x, y in zip(fused[:3], ref[:3]):
+        assert x.dtype == y.dtype and torch.equal(x, y)
+
+
+def test_cuba_lif_recurrent_gradients_within_bound(monkeypatch):
+    """Recurrent cuba_lif through autograd: same spikes; grads within the float32 bound of the bptt
+    tests (:func:`_bound`), checked here on ``a`` (the other grads are sums of it)."""
     g = torch.Generator().manual_seed(3)
     a = torch.randint(-40, 120, (3, 25, 12), generator=g).float()
     bias = torch.randint(-200, 400, (12,), generator=g).float()
     w_rec = (2 * torch.randint(-60, 60, (12, 12), generator=g)).float()
     fused = _lif_grads(monkeypatch, "fused", a, bias, w_rec)
     ref = _lif_grads(monkeypatch, "reference", a, bias, w_rec)
-    assert 0 < float(fused[0].mean()) < 1
-    for x, y in zip(fused, ref):
-        assert x.dtype == y.dtype and torch.equal(x, y)
+    assert torch.equal(fused[0], ref[0]) and 0 < float(fused[0].mean()) < 1
+    grad_s = torch.linspace(-1, 1, 12).expand(3, 25, 12)
+    vpre = neuron.exact_run(a, CubaParams(600, 300, 40), bias, w_rec.to(torch.int64), -1, keep_vpre=True).v_pre
+    m = _abs_grads(grad_s, fused[0], vpre, w_rec, -1, CubaParams(600, 300, 40), Surrogate())
+    for x, y, mx in zip(fused[1:], ref[1:], m):
+        assert ((x - y).abs() <= _bound(3, 25, 12, True) * mx + 1e-30).all()
 
 
 def test_fused_run_leaves_the_start_method_to_lava():
@@ -211,9 +231,182 @@ def test_kernel_choice_and_fallback(monkeypatch):
     assert neuron.exact_path(a) == "fused"
     fused = neuron.cuba_lif_trace(a, CubaParams(100, 200, 3))
     assert all(torch.equal(x, y) for x, y in zip(ref, fused)) and bool(fused.s.any())
-    # a threshold per replica (not per neuron) is left to the reference loop
-    assert fused_cpu.forward(a, 4000, 4000, torch.tensor([[64], [128]]), 0, None, 0, False, False,
+    # a threshold that does not broadcast to the state [2, 5] is left to the reference loop
+    assert fused_cpu.forward(a, 4000, 4000, torch.tensor([64, 128, 3]), 0, None, 0, False, False,
                              torch.bool) is None
     monkeypatch.setenv("SNNHW_KERNEL", "fast")
     with pytest.raises(InputError, match="SNNHW_KERNEL"):
         neuron.exact_path(a)
+
+
+def test_per_replica_thresholds_equal_reference():
+    """Thresholds (and biases) per replica, broadcast over the state as the propagation study passes
+    them (``vth`` [R, 1, 1] for ``a`` [R, B, T, n]): every output equals the reference loop."""
+    rng = np.random.default_rng(5)
+    for k in range(20):
+        R, B, T, n = (int(x) for x in rng.integers(1, 6, 4) + np.array([0, 0, 20, 0]))
+        a = torch.from_numpy(_input(rng, R * B, T, n, str(rng.choice(INPUT_REGIMES)))).reshape(R, B, T, n)
+        vth = torch.from_numpy(rng.integers(0, 2000, (R, 1, 1))) << loihi.VTH_SHIFT
+        bias = torch.from_numpy(_bias(rng, n, small=False)) if k % 2 else \
+            torch.from_numpy(rng.integers(-5000, 5000, (R, B, n)))
+        fi, fv = (loihi.decay_factor(_pick(rng, DECAY_EDGES, 0, 4096)) for _ in range(2))
+        fused = fused_cpu.forward(a, fi, fv, vth, bias, None, 0, True, True, torch.bool)
+        ref = cuba_loop(a, ExactCuba(fi, fv, vth, bias), keep_vpre=True, record=True)
+        assert fused is not None
+        for x, y in zip(fused, ref):
+            assert x.dtype == y.dtype and torch.equal(x, y), k
+
+
+# ------------------------------------------------------------------------------------------------
+# the fused backward (fused_cpu.backward) against the reference BPTT loop
+# ------------------------------------------------------------------------------------------------
+U32 = 2.0 ** -24  # float32 unit roundoff
+
+
+def _bound(B: int, T: int, N: int, recurrent: bool) -> float:
+    """2 * gamma_k (gamma_k = k u / (1 - k u), u = 2**-24): Higham's forward error bound of sums of
+    products evaluated in float32, with k the longest chain of roundings behind one output, for either
+    implementation against the exact value; their difference is at most twice that, relative to the same
+    computation on absolute values (:func:`_abs_grads`). Per step: the surrogate (<= 10 roundings,
+    lavadl's exp counted as 2: torch's is within 1 ulp, the kernel's within 0.5 ulp), the product with
+    grad_s and the two recurrences (4), the recurrent dot product (N + 1); over T steps, plus B + T for
+    the bias sums and B * T for the w_rec einsum."""
+    k = T * (16 + (N + 1 if recurrent else 0)) + B + T + B * T
+    return 2 * k * U32 / (1 - k * U32)
+
+
+def _abs_grads(grad_s, s, vpre, w_rec, rec_exp, p: CubaParams, sur: Surrogate):
+    """The BPTT in float64 on absolute values (|grad_s|, |dS/dv|, |w_rec|): the magnitudes (ga [B, T, N],
+    gbias [N], g_wrec [N, N] or None) that bound the float32 errors of the grads."""
+    f = neuron.float_params(p)
+    theta = max(f.theta, 1.0)
+    vp = vpre.to(torch.float64)
+    sg = (sur((vp - theta) / theta) / theta).abs()
+    keep = torch.ones_like(vp) if p.reset == "subtract" else 1.0 - s.to(torch.float64)
+    wr = None if w_rec is None else w_rec.abs().to(torch.float64) * 2.0 ** rec_exp
+    ga = torch.zeros_like(vp)
+    gbias = torch.zeros(vp.shape[-1], dtype=torch.float64)
+    gv = gu = torch.zeros_like(vp[:, 0])
+    for t in range(vp.shape[1] - 1, -1, -1):
+        gs = grad_s[:, t].abs().to(torch.float64)
+        if wr is not None and t < vp.shape[1] - 1:
+            gs = gs + ga[:, t + 1] @ wr
+        gv = gs * sg[:, t] + abs(f.beta) * keep[:, t] * gv
+        gu = gv + abs(f.alpha) * gu
+        ga[:, t] = f.gain * gu
+        gbias += gv.sum(0)
+    gw = None if wr is None else 2.0 ** rec_exp * torch.einsum("bto,bti->oi", ga[:, 1:], s[:, :-1].double())
+    return ga, gbias, gw
+
+
+def _bptt_case(rng, reset: str, recurrent: bool):
+    """Random spikes, pre-reset voltages around the threshold (integers, as the exact forward gives),
+    loss per spike (some zero), decays, thresholds (0 included: theta clamps to 1), recurrent weights.
+    Recurrent cases keep thresholds >= 20 and rec_exp <= -2, so the gradient stays finite in float32
+    (the backward's gain per step is ~ 64 |W| 2**rec_exp N / theta)."""
+    B, T, N = int(rng.integers(1, 6)), int(rng.integers(1, 41)), int(rng.integers(1, 140))
+    p = CubaParams(_pick(rng, DECAY_EDGES, 0, 4096), _pick(rng, DECAY_EDGES, 0, 4096),
+                   int(rng.integers(20, 300)) if recurrent else _pick(rng, (0, 1, 2), 0, 300), reset)
+    theta = max(p.vth_mant * 64, 1)
+    vpre = torch.from_numpy(rng.integers(-3 * theta - 5, 3 * theta + 5, (B, T, N))).float()
+    s = (vpre > theta).float()
+    grad_s = torch.from_numpy(rng.standard_normal((B, T, N)) * (rng.random((B, T, N)) < 0.8)).float()
+    w_rec = torch.from_numpy(2 * rng.integers(-127, 128, (N, N)) * (rng.random((N, N)) < 0.5)).float() \
+        if recurrent else None
+    return grad_s, s, vpre, p, w_rec, int(rng.integers(-8, -1))
+
+
+def _surrogate(rng, name: str) -> Surrogate:
+    return Surrogate(name, alpha=float(rng.choice([2.0, rng.uniform(0.3, 6)])),
+                     slope=float(rng.choice([25.0, rng.uniform(1, 50)])),
+                     tau_grad=float(rng.choice([1.0, rng.uniform(0.01, 3)])),
+                     scale_grad=float(rng.choice([1.0, rng.uniform(0.1, 5)])),
+                     width=float(rng.choice([0.5, rng.uniform(0.05, 3)])))
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["feedforward", "recurrent"])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("name", fused_cpu.SURROGATE_KINDS)
+def test_fused_backward_equals_reference(name, reset, recurrent):
+    """fused_cpu.backward vs the reference loop on 25 random cases each. Feed-forward with arctan,
+    fast_sigmoid and triangle: the kernel does the reference's float32 operations in its order, so the
+    grads of a, the bias and w_rec are bit-identical. lavadl (the exp: torch's vectorized exp is within
+    1 ulp, not correctly rounded) and recurrent layers (the ``ga_{t+1} @ wr`` sums in another order
+    than torch's matmul): within :func:`_bound` times the absolute-value recursion."""
+    rng = np.random.default_rng(sorted(fused_cpu.SURROGATE_KINDS).index(name) * 4 + 2 * recurrent + len(reset))
+    exact = not recurrent and name != "lavadl"
+    for k in range(25):
+        grad_s, s, vpre, p, w_rec, rec_exp = _bptt_case(rng, reset, recurrent)
+        sur = _surrogate(rng, name)
+        ref = neuron.bptt(grad_s, s, vpre, w_rec, p, rec_exp, sur, path="reference")
+        fused = neuron.bptt(grad_s, s, vpre, w_rec, p, rec_exp, sur, path="fused")
+        assert (fused[2] is None) == (ref[2] is None) == (not recurrent)
+        for x, y in zip(fused, ref):
+            if x is not None:
+                assert x.dtype == y.dtype == torch.float32 and x.shape == y.shape
+                assert bool(torch.isfinite(y).all()), "the case overflows float32"
+        if exact:
+            assert all(torch.equal(x, y) for x, y in zip(fused[:2], ref[:2])), (name, reset, k)
+            continue
+        bound = _bound(*s.shape, recurrent)
+        for x, y, m in zip(fused, ref, _abs_grads(grad_s, s, vpre, w_rec, rec_exp, p, sur)):
+            if x is not None:
+                assert ((x - y).abs() <= bound * m + 1e-30).all(), (name, reset, k)
+
+
+# ------------------------------------------------------------------------------------------------
+# the exact synapse's float32 route (simulate and training) against its int64 route
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["dense", "graded", "conv"])
+def test_exact_input_float_equals_exact_input(kind):
+    """synapse.exact_input_float gives exact_input's integers (in float32) wherever it answers, and
+    answers None where the float32 bound (2**24) does not hold."""
+    rng = np.random.default_rng(7)
+    answered = declined = 0
+    for k in range(40):
+        B, T = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+        exp = int(rng.integers(-8, 4))
+        if kind == "conv":
+            conv = synapse.ConvShape((2, 5, 5), (1, 1), (1, 1))
+            w = torch.from_numpy(rng.integers(-255, 256, (3, 2, 3, 3))).float()
+            s = torch.from_numpy((rng.random((B, T, 50)) < 0.3).astype(np.float32))
+        else:
+            conv = None
+            n_in = int(rng.choice([3, 40, 300, 5000, 70000]))
+            w = torch.from_numpy(rng.integers(-255, 256, (7, n_in)))
+            hi = 2 if kind == "dense" else int(rng.choice([2, 100, 1 << 12]))
+            s = torch.from_numpy(rng.integers(0, hi, (B, T, n_in)) * (rng.random((B, T, n_in)) < 0.3))
+            s = s.float() if kind == "dense" else s
+        fast = synapse.exact_input_float(s, w, exp, conv, graded=kind == "graded")
+        ref = synapse.exact_input(s.to(torch.int64), w if conv is not None else w.to(torch.int64), exp, conv,
+                                  graded=kind == "graded")
+        if fast is None:
+            declined += 1
+            continue
+        answered += 1
+        assert fast.dtype == torch.float32 and torch.equal(fast.to(torch.int64), ref), (kind, k)
+    assert answered > 0 and (declined > 0 or kind == "conv")
+
+
+def test_trainable_input_float32_route_same_values_and_grads():
+    """trainable_input's float32 floor gives the exact integers (= exact_input; its int64 route, taken
+    for float64 inputs, too) and exactly the gradient of the unrounded float sum (straight-through)."""
+    rng = np.random.default_rng(8)
+    for exp in (-3, 0, 2):
+        s = torch.from_numpy((rng.random((3, 9, 30)) < 0.4).astype(np.float32))
+        w = torch.from_numpy(rng.integers(-127, 128, (11, 30)) * 2.0).float()
+        g = torch.from_numpy(rng.standard_normal((3, 9, 11))).float()
+        grads = []
+        for route in ("float32", "plain sum"):
+            wv = w.clone().requires_grad_(True)
+            a = synapse.trainable_input(s, wv, exp) if route == "float32" else \
+                loihi.delay_one_step(synapse.synaptic_sum(s, wv) * 2.0 ** exp, dim=1)
+            a.backward(g)
+            grads.append(wv.grad)
+            if route == "float32":
+                value = a.detach()
+        ref = synapse.exact_input(s.to(torch.int64), w.to(torch.int64), exp)
+        assert value.dtype == torch.float32 and torch.equal(value.to(torch.int64), ref)
+        old = synapse.trainable_input(s.double(), w.double(), exp)  # the int64 route
+        assert torch.equal(old.to(torch.int64), ref)
+        assert torch.equal(grads[0], grads[1])

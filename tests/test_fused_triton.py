@@ -5,7 +5,7 @@ tensors, so no environment variable is set here and nothing leaks into other tes
 * forward: every spike, pre-reset v, u and post-reset v of the random packs of tests/test_fused.py
   (feed-forward and recurrent, every input regime) equal :func:`snnhw.core.neuron.cuba_loop`'s;
 * backward: for every surrogate, both resets, with and without a recurrent matrix, ``ga`` equals
-  :func:`snnhw.core.neuron._reference_backward`'s exactly, except ``lavadl`` (its ``exp`` differs from
+  :func:`snnhw.core.neuron._bptt_reference`'s exactly, except ``lavadl`` (its ``exp`` differs from
   torch's in the last bit: ``|d ga| <= 1e-5 max|ga|``); the bias gradient is summed in another order:
   ``|d gbias_n| <= (B + T + 2) 2**-22 sum_{b,t} |ga[b, t, n]| / gain`` (a float32 bound on re-ordering a
   sum of ``B T`` terms whose magnitudes sum to at most ``2 sum |ga| / gain``);
@@ -123,7 +123,9 @@ def _backward_case(seed: int, recurrent: bool, subtract: bool, surrogate: Surrog
 def test_triton_backward_equals_reference(name, recurrent, subtract):
     args = _backward_case(7, recurrent, subtract, Surrogate(name))
     ga, gb = fused_triton.backward(*args)
-    ra, rb = neuron._reference_backward(*args)
+    g_s, s_, vpre, alpha, beta, gain, theta, surrogate, subtract, wr = args
+    ra, rb = neuron._bptt_reference(g_s, s_, vpre, wr, alpha, beta, gain, theta, surrogate,
+                                    "subtract" if subtract else "zero")
     assert ga.dtype == ra.dtype == torch.float32 and ga.shape == ra.shape and float(ra.abs().max()) > 0
     if name == "lavadl":
         assert float((ga - ra).abs().max()) <= 1e-5 * float(ra.abs().max())

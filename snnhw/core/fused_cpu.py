@@ -22,9 +22,10 @@ units, decay factors out of 4096. The batch axis runs in parallel (``prange``); 
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -86,12 +87,17 @@ if numba is not None:
     @njit(parallel=True, cache=True)
     def _forward(a, i_factor, v_factor, vth, bias, w_rec, rec_exp, has_rec, keep_vpre, record,
                  s_out, vpre_out, u_out, v_out):
-        """The exact loop over a [B, T, N] int64 (module docstring). Per-neuron int64 [N] parameters;
+        """The exact loop over a [B, T, N] (any integer-valued dtype: int64, or a float holding exact
+        integers) (module docstring). Parameters int64 [R, N], R = 1 (per neuron) or B (per row);
         ``w_rec`` [N, N] int64 (used iff ``has_rec``). Writes spikes to ``s_out`` [B, T, N] (any dtype),
         pre-reset v to ``vpre_out`` (float32, iff ``keep_vpre``), u and post-reset v to ``u_out``/``v_out``
         (int64, iff ``record``)."""
         B, T, N = a.shape
         for b in prange(B):
+            fi = i_factor[min(np.int64(b), i_factor.shape[0] - 1)]
+            fv = v_factor[min(np.int64(b), v_factor.shape[0] - 1)]
+            th = vth[min(np.int64(b), vth.shape[0] - 1)]
+            bi = bias[min(np.int64(b), bias.shape[0] - 1)]
             u = np.zeros(N, np.int64)
             v = np.zeros(N, np.int64)
             prev = np.zeros(N, np.int64)  # indices of the neurons that spiked at t - 1 (ascending)
@@ -100,13 +106,13 @@ if numba is not None:
             for t in range(T):
                 n_cur = 0
                 for n in range(N):
-                    at = a[b, t, n]
+                    at = np.int64(a[b, t, n])
                     if has_rec and t > 0:
                         at = _rec_input(at, w_rec, rec_exp, prev, n_prev, n)
-                    un = _wrap24(_i32(_decay(u[n], i_factor[n]) + _i32(at << _ACT_SHIFT)))
-                    vn = _i32(_decay(v[n], v_factor[n]) + un + bias[n])
+                    un = _wrap24(_i32(_decay(u[n], fi[n]) + _i32(at << _ACT_SHIFT)))
+                    vn = _i32(_decay(v[n], fv[n]) + un + bi[n])
                     vn = min(max(vn, -_V_LIMIT), _V_LIMIT)
-                    fire = vn > vth[n]
+                    fire = vn > th[n]
                     s_out[b, t, n] = fire
                     if keep_vpre:
                         vpre_out[b, t, n] = np.float32(vn)
@@ -124,14 +130,70 @@ if numba is not None:
         return s_out
 
 
-def _per_neuron(x, n: int) -> Optional[np.ndarray]:
-    """``x`` (a number or a tensor broadcastable to [n]) as a contiguous int64 numpy [n]; None when it
-    varies along another axis (per replica), which only the reference loop handles."""
+if numba is not None:
+    @njit(parallel=True, cache=True)
+    def _forward_ff(a, i_factor, v_factor, vth, bias, keep_vpre, record, s_out, vpre_out, u_out, v_out):
+        """:func:`_forward` without a recurrent input: no spike bookkeeping, so the neuron loop has no
+        loop-carried branch (the compiler may vectorize it). The same integers, step for step."""
+        B, T, N = a.shape
+        for b in prange(B):
+            fi = i_factor[min(np.int64(b), i_factor.shape[0] - 1)]
+            fv = v_factor[min(np.int64(b), v_factor.shape[0] - 1)]
+            th = vth[min(np.int64(b), vth.shape[0] - 1)]
+            bi = bias[min(np.int64(b), bias.shape[0] - 1)]
+            u = np.zeros(N, np.int64)
+            v = np.zeros(N, np.int64)
+            for t in range(T):
+                for n in range(N):
+                    un = _wrap24(_i32(_decay(u[n], fi[n]) + _i32(np.int64(a[b, t, n]) << _ACT_SHIFT)))
+                    vn = _i32(_decay(v[n], fv[n]) + un + bi[n])
+                    vn = min(max(vn, -_V_LIMIT), _V_LIMIT)
+                    fire = vn > th[n]
+                    s_out[b, t, n] = fire
+                    if keep_vpre:
+                        vpre_out[b, t, n] = np.float32(np.int32(vn))
+                    u[n] = un
+                    v[n] = 0 if fire else vn
+                    if record:
+                        u_out[b, t, n] = un
+                        v_out[b, t, n] = v[n]
+        return s_out
+
+
+def _rows(x, lead: Tuple[int, ...], n: int) -> Optional[np.ndarray]:
+    """``x`` (a number or a tensor broadcastable to the state ``lead + (n,)``) as a contiguous int64
+    numpy [R, n]: R = 1 when it is the same for every row (per neuron or one value), else
+    R = prod(lead) (e.g. one threshold per replica). None when it does not broadcast."""
     t = torch.as_tensor(x).detach().to(torch.int64).cpu()
-    if t.numel() not in (1, n) or (t.numel() == n and t.dim() and t.shape[-1] != n):
+    full = tuple(lead) + (n,)
+    try:
+        if torch.broadcast_shapes(t.shape, full) != full:
+            return None
+    except RuntimeError:
         return None
-    return np.ascontiguousarray(t.reshape(-1).expand(n).numpy()) if t.numel() == 1 else \
-        np.ascontiguousarray(t.reshape(n).numpy())
+    if all(d == 1 for d in t.shape[:-1]):
+        return np.ascontiguousarray(t.reshape(-1).expand(n).reshape(1, n).numpy())
+    return np.ascontiguousarray(t.expand(full).reshape(-1, n).numpy())
+
+
+def _launch(kernel, *args) -> None:
+    """Call a parallel kernel with numba's thread count set from torch's, under the lock, leaving
+    multiprocessing's start method as it found it (Lava's import must still set 'fork')."""
+    with _LOCK:
+        unset = multiprocessing.get_start_method(allow_none=True) is None
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        kernel(*args)
+        if unset:  # numba's thread launch fixes the start method
+            multiprocessing.set_start_method(None, force=True)
+
+
+def _as_array(a: torch.Tensor, n: int) -> np.ndarray:
+    """``a`` [..., T, n] as a contiguous numpy [B, T, n] without a dtype copy where the kernel reads the
+    dtype directly (int64, int32, float32 and float64 holding integers)."""
+    x = a.detach()
+    if x.dtype not in (torch.int64, torch.int32, torch.float32, torch.float64):
+        x = x.to(torch.int64)
+    return np.ascontiguousarray(x.reshape(-1, a.shape[-2], n).numpy())
 
 
 def forward(a: torch.Tensor, i_factor, v_factor, vth, bias, w_rec: Optional[torch.Tensor], rec_exp: int,
@@ -139,16 +201,19 @@ def forward(a: torch.Tensor, i_factor, v_factor, vth, bias, w_rec: Optional[torc
     """Run the fused kernel on ``a`` [..., T, N] (integer-valued, CPU) for one population.
 
     ``i_factor``/``v_factor`` (out of 4096), ``vth`` (``vth_mant << 6``) and ``bias`` (state units) are
-    numbers or per-neuron tensors; ``w_rec`` [N, N] effective mantissas or None. Returns
-    ``(s, v_pre, u, v)`` shaped like ``a``: spikes in ``s_dtype``, pre-reset v float32 (exact: |v| < 2**23)
-    or None, u and post-reset v int64 or None — or None when a parameter is per replica (not [N])."""
+    numbers or tensors broadcastable to the state ``a.shape[:-2] + (N,)`` (per neuron, or per replica
+    such as ``vth`` [R, 1, 1] for ``a`` [R, B, T, N]); ``w_rec`` [N, N] effective mantissas or None.
+    Returns ``(s, v_pre, u, v)`` shaped like ``a``: spikes in ``s_dtype``, pre-reset v float32 (exact:
+    |v| < 2**23) or None, u and post-reset v int64 or None — or None when a parameter does not broadcast
+    to the state (the caller runs the reference loop)."""
     N = int(a.shape[-1])
     if a.numel() == 0 or a.device.type != "cpu" or not available():
         return None
-    pars = [_per_neuron(x, N) for x in (i_factor, v_factor, vth, bias)]
+    lead = tuple(a.shape[:-2])
+    pars = [_rows(x, lead, N) for x in (i_factor, v_factor, vth, bias)]
     if any(p is None for p in pars):
         return None
-    a3 = np.ascontiguousarray(a.detach().to(torch.int64).reshape(-1, a.shape[-2], N).numpy())
+    a3 = _as_array(a, N)
     shape = a3.shape
     s = torch.empty(shape, dtype=s_dtype)
     vpre = torch.empty(shape if keep_vpre else (0, 0, 0), dtype=torch.float32)
@@ -157,13 +222,156 @@ def forward(a: torch.Tensor, i_factor, v_factor, vth, bias, w_rec: Optional[torc
     has_rec = w_rec is not None and w_rec.numel() > 0
     wr = np.ascontiguousarray(w_rec.detach().to(torch.int64).cpu().numpy()) if has_rec \
         else np.zeros((0, 0), np.int64)
-    with _LOCK:
-        unset = multiprocessing.get_start_method(allow_none=True) is None
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        _forward(a3, *pars, wr, int(rec_exp), has_rec, bool(keep_vpre), bool(record),
-                 s.numpy(), vpre.numpy(), u.numpy(), v.numpy())
-        if unset:  # numba's thread launch fixes the start method; Lava's import must still set 'fork'
-            multiprocessing.set_start_method(None, force=True)
+    if has_rec:
+        _launch(_forward, a3, *pars, wr, int(rec_exp), has_rec, bool(keep_vpre), bool(record),
+                s.numpy(), vpre.numpy(), u.numpy(), v.numpy())
+    else:
+        _launch(_forward_ff, a3, *pars, bool(keep_vpre), bool(record), s.numpy(), vpre.numpy(), u.numpy(),
+                v.numpy())
     out = a.shape
     return (s.reshape(out), vpre.reshape(out) if keep_vpre else None,
             u.reshape(out) if record else None, v.reshape(out) if record else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Backward (BPTT) of snnhw.core.neuron._CubaLIF, surrogate included
+# ------------------------------------------------------------------------------------------------
+SURROGATE_KINDS = ("arctan", "fast_sigmoid", "lavadl", "triangle")  # kernel codes 0..3
+_BLOCK = 64  # neurons per work item of the non-recurrent backward (parallel over batch x blocks)
+
+
+def surrogate_constants(sur) -> Tuple[int, np.float32, np.float32]:
+    """``(kind, c1, c2)`` of a :class:`snnhw.core.surrogate.Surrogate` for the kernels: the float32 values
+    of the Python constants its torch formula multiplies or divides by, computed by the same double
+    operations (torch rounds a Python scalar to float32 when it meets a float32 tensor)."""
+    kind = SURROGATE_KINDS.index(sur.name)
+    if sur.name == "arctan":  # (alpha/2) / (1 + (pi/2*alpha*x)**2) = reciprocal(1 + (c1 x)^2) * c2
+        c1, c2 = math.pi / 2 * sur.alpha, sur.alpha / 2
+    elif sur.name == "fast_sigmoid":  # 1 / (slope*|x| + 1)**2 = reciprocal((c1 |x| + 1)^2) * 1
+        c1, c2 = sur.slope, 1.0
+    elif sur.name == "lavadl":  # scale/(2 tau) * exp(-|x| / tau) = c2 * exp(-|x| / c1)
+        tau = 100.0 * sur.tau_grad
+        c1, c2 = tau, 0.1 * sur.scale_grad / (2 * tau)
+    else:  # triangle: max(0, 1 - |x|/width) / width
+        c1, c2 = sur.width, 1.0
+    return kind, np.float32(c1), np.float32(c2)
+
+
+if numba is not None:
+    @njit(inline="always", cache=True)
+    def _dsdv(vp, theta, kind, c1, c2):
+        """dS/dv (1/state units) at pre-reset v ``vp``: surrogate((vp - theta)/theta)/theta, float32 op
+        for op as :mod:`snnhw.core.surrogate` evaluates it in torch (``c / t`` there is
+        ``t.reciprocal() * c``; ``t ** 2`` is ``t * t``). lavadl's exp runs in float64, then rounds."""
+        one = np.float32(1.0)
+        x = (vp - theta) / theta
+        if kind == 0:
+            t = c1 * x
+            f = (one / (one + t * t)) * c2
+        elif kind == 1:
+            t = c1 * abs(x) + one
+            f = (one / (t * t)) * c2
+        elif kind == 2:
+            f = np.float32(math.exp(np.float64(-abs(x) / c1))) * c2
+        else:
+            f = max(one - abs(x) / c1, np.float32(0.0)) / c1
+        return f / theta
+
+    @njit(parallel=True, cache=True)
+    def _bptt(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, ks, ga_out, gv_out):
+        """Non-recurrent BPTT over [B, T, N] float32, every (b, neuron block) in parallel, in float32 op
+        for op as the reference: ``gv = gs*sg + (beta*keep)*gv``, ``gu = gv + alpha*gu``,
+        ``ga = gain*gu`` with ``keep = 1 - ks*s`` (``ks`` 1: hard reset; 0: ``subtract``, keep = 1).
+        Writes ``ga_out`` [B, T, N] and ``gv`` to ``gv_out`` ([B, T, N] for the bias sums, or [1, 1, N]:
+        a scratch row, overwritten)."""
+        B, T, N = grad_s.shape
+        nblk = (N + _BLOCK - 1) // _BLOCK
+        kb = 1 if gv_out.shape[0] == B else 0
+        for job in prange(B * nblk):
+            b = job // nblk
+            n0 = (job % nblk) * _BLOCK
+            n1 = min(N, n0 + _BLOCK)
+            gv = np.zeros(_BLOCK, np.float32)
+            gu = np.zeros(_BLOCK, np.float32)
+            bo = b * kb
+            for t in range(T - 1, -1, -1):
+                to = t * kb
+                for n in range(n0, n1):
+                    sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
+                    keep = np.float32(1.0) - ks * s[b, t, n]
+                    gvn = grad_s[b, t, n] * sg + (beta * keep) * gv[n - n0]
+                    gun = gvn + alpha * gu[n - n0]
+                    gv[n - n0] = gvn
+                    gu[n - n0] = gun
+                    ga_out[b, t, n] = gain * gun
+                    gv_out[bo, to, n] = gvn
+
+    @njit(parallel=True, cache=True)
+    def _bptt_rec(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, ks, wr, ga_out, gv_out):
+        """Recurrent BPTT: as :func:`_bptt` with ``gs = grad_s + ga_{t+1} @ wr`` (``wr`` [N, N] float32,
+        the recurrent weights times 2**rec_exp) from step T-2 down; parallel over the batch only (the
+        product couples the neurons). The product sums over the source neuron in ascending order."""
+        B, T, N = grad_s.shape
+        kb = 1 if gv_out.shape[0] == B else 0
+        for b in prange(B):
+            gv = np.zeros(N, np.float32)
+            gu = np.zeros(N, np.float32)
+            gs = np.zeros(N, np.float32)
+            for t in range(T - 1, -1, -1):
+                gs[:] = grad_s[b, t]
+                if t < T - 1:
+                    acc = np.zeros(N, np.float32)
+                    for o in range(N):
+                        g = ga_out[b, t + 1, o]
+                        if g != 0:
+                            for n in range(N):
+                                acc[n] += g * wr[o, n]
+                    for n in range(N):
+                        gs[n] += acc[n]
+                for n in range(N):
+                    sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
+                    keep = np.float32(1.0) - ks * s[b, t, n]
+                    gvn = gs[n] * sg + (beta * keep) * gv[n]
+                    gun = gvn + alpha * gu[n]
+                    gv[n] = gvn
+                    gu[n] = gun
+                    ga_out[b, t, n] = gain * gun
+                    gv_out[b * kb, t * kb, n] = gvn
+
+
+def _f32(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+
+
+def backward(grad_s: torch.Tensor, s: torch.Tensor, vpre: torch.Tensor, alpha: float, beta: float,
+             gain: float, theta: float, surrogate, subtract_reset: bool,
+             w_rec_scaled: Optional[torch.Tensor], need_bias: bool = True):
+    """BPTT of the CUBA LIF population (:meth:`snnhw.core.neuron._CubaLIF.backward`) in one kernel.
+
+    ``grad_s`` (loss per spike), ``s`` (0/1 spikes) and ``vpre`` (pre-reset v, state units) are CPU
+    [B, T, N]; ``alpha``/``beta`` the per-step decay factors, ``gain`` state units per weight unit,
+    ``theta`` the threshold in state units (>= 1), ``surrogate`` a :class:`~snnhw.core.surrogate.Surrogate`,
+    ``subtract_reset`` keeps the voltage path through a spike (soft reset), ``w_rec_scaled`` None or the
+    float32 [N, N] ``w_rec * 2**rec_exp``. Returns ``(ga [B, T, N], gbias [N])`` float32 (loss per weight
+    unit of input, per state unit of bias; ``gbias`` zeros unless ``need_bias``).
+
+    Non-recurrent: the same float32 operations in the same order as the reference, so ``ga`` and
+    ``gbias`` are bit-identical to it (lavadl: up to its exp, see :func:`_dsdv`). Recurrent: the
+    ``ga_{t+1} @ wr`` sums in another order than torch's matmul (float32 rounding; the tests state the
+    bound)."""
+    g, sc, vp = _f32(grad_s), _f32(s), _f32(vpre)
+    B, T, N = g.shape
+    kind, c1, c2 = surrogate_constants(surrogate)
+    ga = torch.empty((B, T, N), dtype=torch.float32)
+    gv = torch.empty((B, T, N) if need_bias else (1, 1, N), dtype=torch.float32)
+    f32 = np.float32
+    common = (g, sc, vp, f32(theta), kind, c1, c2, f32(alpha), f32(beta), f32(gain), f32(0 if subtract_reset else 1))
+    if w_rec_scaled is None or w_rec_scaled.numel() == 0:
+        _launch(_bptt, *common, ga.numpy(), gv.numpy())
+    else:
+        _launch(_bptt_rec, *common, _f32(w_rec_scaled), ga.numpy(), gv.numpy())
+    gbias = torch.zeros(N)
+    if need_bias:
+        for t in range(T - 1, -1, -1):  # the reference's order: per step a batch sum (of a contiguous
+            gbias += gv[:, t].contiguous().sum(0)  # [B, N], as the reference's gv), then the running sum
+    return ga, gbias

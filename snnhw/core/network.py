@@ -69,6 +69,11 @@ def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
     w = w.to(s.device)
     if exact:
         graded = isinstance(layer, Dense) and layer.graded_input
+        if graded and s.is_floating_point():
+            s = s.to(torch.int64)  # graded payloads are integers (as before: truncated)
+        fast = syn.exact_input_float(s, w, layer.weight_exp, conv, graded=graded)
+        if fast is not None:  # the same integers in float32 (the neuron kernel reads them directly)
+            return fast
         w = w.to(torch.int64) if conv is None else w  # a conv sums in float, exactly (synapse.exact_sum)
         return syn.exact_input(s.to(torch.int64), w, layer.weight_exp, conv, graded=graded)
     return syn.trainable_input(s.to(torch.float32), w.to(torch.float32), layer.weight_exp, conv, quantized=False)
@@ -86,7 +91,7 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
     if s.ndim != 3 or s.shape[2] != spec.n_in:
         raise InputError(f"inputs must be shaped [samples, steps, {spec.n_in}], got {tuple(s.shape)}")
     if not (isinstance(spec.layers[0], Dense) and spec.layers[0].graded_input):
-        s = (s != 0).to(torch.int64)  # Lava's Dense reads binary spikes as bool
+        s = (s != 0).to(torch.float32)  # Lava's Dense reads binary spikes as bool
     layer_spikes, traces = [], [] if record else None
     for layer in spec.layers:
         if isinstance(layer, Flatten):
@@ -107,5 +112,5 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
             with torch.no_grad():
                 out = cuba_lif(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)
         layer_spikes.append(out)
-        s = out.to(torch.int64) if exact else out
+        s = out
     return SimResult(layer_spikes[-1], layer_spikes, traces)

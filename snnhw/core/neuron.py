@@ -262,29 +262,88 @@ def _run_fused(a, bias, w_rec, rec_exp, p: CubaParams, record: bool, keep_vpre: 
     return None if out is None else CubaRun(*out)
 
 
+def exact_run(a: torch.Tensor, p: CubaParams, bias=None, w_rec: Optional[torch.Tensor] = None,
+              rec_exp: int = 0, *, keep_vpre: bool = False, record: bool = False,
+              s_dtype: torch.dtype = torch.bool) -> CubaRun:
+    """The exact loop of population ``p`` on integer-valued ``a`` [..., T, N] on the path
+    :func:`exact_path` picks (the fused kernel, or :func:`cuba_loop` of :func:`exact_step`): the same
+    integers either way. ``p``'s fields (and ``bias``) may be tensors broadcastable to the state
+    ``[..., N]`` — e.g. one threshold per replica; decays per neuron or per replica take the reference
+    loop. Spikes come back in ``s_dtype``."""
+    fused = _run_fused(a, bias, w_rec, rec_exp, p, record, keep_vpre, s_dtype)
+    if fused is not None:
+        return fused
+    ai = a.to(torch.int64)
+    rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
+    run = cuba_loop(ai, exact_params(p, ai, bias, w_rec, rec_exp), recurrent=rec, keep_vpre=keep_vpre,
+                    record=record)
+    return run if s_dtype == torch.bool else run._replace(s=run.s.to(s_dtype))
+
+
 def _run(a, bias, w_rec, rec_exp, p: CubaParams, exact: bool, record: bool, keep_vpre: bool) -> CubaRun:
     """The loop for population ``p`` on synaptic input ``a`` [B, T, N]; spikes come back as float
     (``a``'s dtype if floating, else float32) unless ``record`` (bool exact, as Lava's Monitor)."""
     if exact:
         sdt = torch.bool if record else (a.dtype if a.is_floating_point() else torch.float32)
-        fused = _run_fused(a, bias, w_rec, rec_exp, p, record, keep_vpre, sdt)
-        if fused is not None:
-            return fused
-        ai = a.to(torch.int64)
-        rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
-        run = cuba_loop(ai, exact_params(p, ai, bias, w_rec, rec_exp), recurrent=rec, keep_vpre=keep_vpre,
-                        record=record)
-        return run if record else run._replace(s=run.s.to(a.dtype if a.is_floating_point() else torch.float32))
+        return exact_run(a, p, bias, w_rec, rec_exp, keep_vpre=keep_vpre, record=record, s_dtype=sdt)
     rec = None if w_rec is None else synapse.recurrent_float(w_rec, rec_exp)
     return cuba_loop(a.detach().to(torch.float32), float_params(p, bias), recurrent=rec, keep_vpre=keep_vpre,
                      record=record)
 
 
-def _reference_backward(grad_s, s, vpre, alpha, beta, gain, theta, surrogate, subtract_reset, wr):
-    """The reference BPTT loop of :class:`_CubaLIF` (the fused kernels' backward has this signature):
-    ``(ga [B, T, N], gbias [N])``; ``wr`` None or the recurrent weights times ``2**rec_exp``."""
+class _CubaLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
+        need_grad = any(ctx.needs_input_grad[:3])
+        run = _run(a, bias, w_rec, rec_exp, p, exact, record=False, keep_vpre=need_grad)
+        ctx.save_for_backward(run.s, run.v_pre, w_rec)
+        ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
+        ctx.has_bias = bias is not None
+        ctx.path = exact_path(a) if exact else "reference"  # the backward follows the forward's kernel
+        return run.s
+
+    @staticmethod
+    def backward(ctx, grad_s):
+        s, vpre, w_rec = ctx.saved_tensors
+        ga, gbias, g_wrec = bptt(grad_s, s, vpre, w_rec, ctx.p, ctx.rec_exp, ctx.surrogate,
+                                 need_wrec=ctx.needs_input_grad[2], need_bias=ctx.has_bias, path=ctx.path)
+        return ga, (gbias if ctx.has_bias else None), g_wrec, None, None, None, None
+
+
+def bptt(grad_s, s, vpre, w_rec, p: CubaParams, rec_exp: int, surrogate: Surrogate, *, need_wrec: bool = True,
+         need_bias: bool = True, path: str = "reference"):
+    """BPTT of :func:`cuba_lif` from the loss per spike ``grad_s`` [B, T, N], the spikes ``s`` and the
+    pre-reset voltages ``vpre`` (state units): the surrogate for dS/dv, the reset's mask gating the
+    voltage path (constant reset), straight-through rounding. Returns (grad of ``a`` per weight unit
+    [B, T, N], of the bias per state unit [N], of ``w_rec`` per mantissa [N, N] or None).
+
+    ``path`` "fused" runs :func:`snnhw.core.fused_cpu.backward` (CPU float32; bit-identical to the loop
+    below without recurrence, float32 rounding of the recurrent product otherwise); "triton"
+    :func:`snnhw.core.fused_triton.backward` (CUDA, or CPU in the interpreter); "reference" the loop
+    below, the truth."""
+    f = float_params(p)
+    alpha, beta, gain = f.alpha, f.beta, f.gain
+    theta = max(f.theta, 1.0)
+    wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** rec_exp)
+    if path == "fused" and fused_cpu.available() and grad_s.device.type == "cpu" \
+            and grad_s.dtype == s.dtype == vpre.dtype == torch.float32:
+        ga, gbias = fused_cpu.backward(grad_s, s, vpre, alpha, beta, gain, theta, surrogate,
+                                       p.reset == "subtract", wr, need_bias=need_bias)
+    elif path == "triton":
+        ga, gbias = _triton().backward(grad_s, s, vpre, alpha, beta, gain, theta, surrogate,
+                                       p.reset == "subtract", wr, need_bias=need_bias)
+    else:
+        ga, gbias = _bptt_reference(grad_s, s, vpre, wr, alpha, beta, gain, theta, surrogate, p.reset)
+    g_wrec = None
+    if w_rec is not None and need_wrec:
+        g_wrec = (2.0 ** rec_exp) * torch.einsum("bto,bti->oi", ga[:, 1:], s[:, :-1])
+    return ga, gbias, g_wrec
+
+
+def _bptt_reference(grad_s, s, vpre, wr, alpha, beta, gain, theta, surrogate, reset):
+    """The reference BPTT loop over time in torch (:func:`bptt`)."""
     sg = surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
-    keep = torch.ones_like(s) if subtract_reset else 1.0 - s
+    keep = torch.ones_like(s) if reset == "subtract" else 1.0 - s
     B, T, N = s.shape
     dev = vpre.device
     ga = torch.zeros_like(vpre)
@@ -303,33 +362,6 @@ def _reference_backward(grad_s, s, vpre, alpha, beta, gain, theta, surrogate, su
         gbias += gv.sum(0)
         ga_next = ga_t
     return ga, gbias
-
-
-class _CubaLIF(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, bias, w_rec, p, rec_exp, exact, surrogate):
-        need_grad = any(ctx.needs_input_grad[:3])
-        run = _run(a, bias, w_rec, rec_exp, p, exact, record=False, keep_vpre=need_grad)
-        ctx.save_for_backward(run.s, run.v_pre, w_rec)
-        ctx.p, ctx.rec_exp, ctx.surrogate = p, rec_exp, surrogate
-        ctx.has_bias = bias is not None
-        ctx.path = exact_path(a)
-        return run.s
-
-    @staticmethod
-    def backward(ctx, grad_s):
-        s, vpre, w_rec = ctx.saved_tensors
-        p: CubaParams = ctx.p
-        f = float_params(p)
-        alpha, beta, gain = f.alpha, f.beta, f.gain
-        theta = max(f.theta, 1.0)
-        wr = None if w_rec is None else w_rec.detach().to(torch.float32) * (2.0 ** ctx.rec_exp)
-        bwd = _triton().backward if ctx.path == "triton" else _reference_backward
-        ga, gbias = bwd(grad_s, s, vpre, alpha, beta, gain, theta, ctx.surrogate, p.reset == "subtract", wr)
-        g_wrec = None
-        if w_rec is not None and ctx.needs_input_grad[2]:
-            g_wrec = (2.0 ** ctx.rec_exp) * torch.einsum("bto,bti->oi", ga[:, 1:], s[:, :-1])
-        return ga, (gbias if ctx.has_bias else None), g_wrec, None, None, None, None
 
 
 def _check_reset(params: CubaParams, exact: bool) -> None:

@@ -88,6 +88,46 @@ def exact_input(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Optiona
     return loihi.delay_one_step(acc, dim=1)
 
 
+def _max_abs(x: torch.Tensor) -> float:
+    """max|x| in one pass without a copy (0 for an empty tensor)."""
+    if x.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(x)
+    return max(abs(float(lo)), abs(float(hi)))
+
+
+def exact_input_float(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Optional[ConvShape] = None,
+                      graded: bool = False) -> Optional[torch.Tensor]:
+    """:func:`exact_input`'s integers held in float32, computed without an int64 pass, or None when that is
+    not provably exact (the caller uses :func:`exact_input`).
+
+    When ``max|s| * max|w| * fan_in * 2**max(exp, 0) < 2**24``, every partial sum of the float32 product
+    is an integer below 2**24 (exact in any summation order), so is the sum times ``2**exp`` (a power of
+    two), its floor is exact in float32, and no int32 wrap can act (graded or not): the same integers."""
+    bound = _max_abs(s) * _max_abs(w) * _fan_in(s, w, conv) * 2.0 ** max(0, int(weight_exp))
+    if loihi.float_exact_bound_dtype(bound) != torch.float32:
+        return None
+    acc = _delayed_sum(s.to(torch.float32), w.to(torch.float32), conv)
+    if weight_exp:
+        acc.mul_(2.0 ** weight_exp)
+        if weight_exp < 0:
+            acc.floor_()
+    return acc
+
+
+def _delayed_sum(s: torch.Tensor, w: torch.Tensor, conv: Optional[ConvShape]) -> torch.Tensor:
+    """``delay_one_step(synaptic_sum(s, w, conv), dim=1)`` for s [B, T, n_in]; a dense sum is written in
+    place by one matrix product of the rows shifted by one step (no zero-filled copy)."""
+    if conv is not None or s.dim() != 3 or s.shape[1] < 2:
+        return loihi.delay_one_step(synaptic_sum(s, w, conv), dim=1)
+    B, T, n = s.shape
+    out = torch.empty(B, T, w.shape[0], dtype=s.dtype, device=s.device)
+    flat = out.view(B * T, -1)
+    torch.matmul(s.reshape(B * T, n)[:-1], w.t(), out=flat[1:])  # row b*T+t gets step t-1 (t >= 1)
+    out[:, 0] = 0
+    return out
+
+
 def _weight_bound(fan_in: int, w: torch.Tensor, exp: int) -> float:
     """Upper bound on |sum * 2**exp| for 0/1 inputs (cheap: from the weights only)."""
     return float(fan_in) * float(w.detach().abs().max()) * 2.0 ** max(0, int(exp)) + 1.0
@@ -110,6 +150,12 @@ def trainable_input(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Opt
     acc = raw * (2.0 ** weight_exp)
     if quantized:
         fan_in = _fan_in(s, w, conv)
+        if acc.dtype == torch.float32 and \
+                loihi.float_exact_bound_dtype(_weight_bound(fan_in, w, weight_exp)) == torch.float32:
+            # the sum, its scaling by 2**exp and the floor are exact in float32 and below 2**31 (no
+            # wrap): the same value as the int64 route below, without it
+            d = acc.detach()
+            return loihi.delay_one_step(acc + (torch.floor(d) - d), dim=1)
         if loihi.float_exact_bound_dtype(_weight_bound(fan_in, w, 0)) == torch.float32:
             total = raw.detach().round().to(torch.int64)  # the float32 sum is already the exact sum
         else:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from snnhw import loihi
-from snnhw.core.neuron import CubaParams, FloatCuba, cuba_loop, exact_params
+from snnhw.core.neuron import CubaParams, FloatCuba, cuba_loop, exact_run
 from snnhw.errors import InputError
 from snnhw.init import kernels
 from snnhw.init.plan import W_SCALE, plan_weights
@@ -172,9 +172,10 @@ def _loihi_synapse(s: torch.Tensor, W: torch.Tensor, exps: List[int]) -> torch.T
 
 
 def _exact_run(a: torch.Tensor, i_decay: int, v_decay: int, vth: torch.Tensor, keep_vpre: bool):
-    """The exact loop on a [R, B, T, n] (int64) with one threshold mantissa per repeat (``vth`` [R])."""
+    """The exact loop on a [R, B, T, n] (int64) with one threshold mantissa per repeat (``vth`` [R]), on
+    the core's dispatcher (:func:`snnhw.core.neuron.exact_run`: the fused kernel by default)."""
     p = CubaParams(i_decay, v_decay, vth.to(torch.int64).reshape(-1, 1, 1))
-    return cuba_loop(a, exact_params(p, a), keep_vpre=keep_vpre)
+    return exact_run(a, p, keep_vpre=keep_vpre)
 
 
 def _loihi_rates_vth(a: torch.Tensor, i_decay: int, v_decay: int, vth: torch.Tensor) -> torch.Tensor:
