@@ -133,12 +133,13 @@ def _compiled():
     f = neuron.float_params(P)
     ex = ExactCuba(loihi.decay_factor(P.i_decay), loihi.decay_factor(P.v_decay), loihi.effective_threshold(P.vth_mant),
                    b0.to(torch.int64), bounded=False)
+    sur = Surrogate()  # built outside: dynamo cannot construct the dataclass inside the graph
 
     def loop(a, grad_s):
         run = neuron.cuba_loop(a.to(torch.int64), ex, keep_vpre=True)
         s = run.s.to(torch.float32)
         ga, gb = neuron._bptt_reference(grad_s, s, run.v_pre, None, f.alpha, f.beta, f.gain, max(f.theta, 1.0),
-                                        Surrogate(), "zero")
+                                        sur, "zero")
         return s, ga, gb
     c = torch.compile(loop, dynamic=False)
     return lambda: c(a0, grad_s)
