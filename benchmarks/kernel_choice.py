@@ -12,7 +12,8 @@ reset) of one layer, B=64, T=20, N=256, input ``a`` integer-valued float32, one 
     ``at::parallel_for`` over the batch, ``-ffp-contract=off`` so the float32 backward rounds as torch).
 
 Each of (b)-(d) runs in a subprocess with a time limit (its build/compile counts separately and is
-printed), timed interleaved with (a) in that process, so the ratio holds on a loaded machine; a variant
+printed), timed interleaved with (a) in that process (medians of the per-call times), so the ratio holds
+on a loaded machine; a variant
 that cannot be built prints its one-line reason. Every variant's spikes and grads are compared with the
 reference (``equal`` = bit-identical). Prints ms per forward+backward and the ratio to the reference.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -181,15 +183,16 @@ def measure(name: str, iters: int) -> dict:
     diff = max(float((x.float() - y.float()).abs().max()) for x, y in zip(out, ref))
     for _ in range(2):
         run()
-    t_var = t_ref = 0.0
+    t_var, t_ref = [], []
     for _ in range(iters):
         t0 = time.perf_counter()
         run()
         t1 = time.perf_counter()
         ref_run()
-        t_var, t_ref = t_var + t1 - t0, t_ref + time.perf_counter() - t1
-    return {"ms": t_var / iters * 1e3, "ref_ms": t_ref / iters * 1e3, "build_s": build, "equal": equal,
-            "max_abs_diff": diff}
+        t_var.append(t1 - t0)
+        t_ref.append(time.perf_counter() - t1)
+    return {"ms": statistics.median(t_var) * 1e3, "ref_ms": statistics.median(t_ref) * 1e3, "build_s": build,
+            "equal": equal, "max_abs_diff": diff}
 
 
 def main(argv=None) -> int:
@@ -218,7 +221,7 @@ def main(argv=None) -> int:
             continue
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
         r = res[name]
-        print(f"{name:14s} {r['ms']:8.2f} ms per forward+backward (reference interleaved: {r['ref_ms']:8.2f} ms)"
+        print(f"{name:14s} {r['ms']:8.2f} ms per forward+backward, median (reference interleaved: {r['ref_ms']:8.2f} ms)"
               f" -> {r['ref_ms'] / r['ms']:6.2f}x the reference;  build/first call {r['build_s']:6.1f} s; "
               f"equal to reference: {r['equal']}, max |diff| {r['max_abs_diff']:.3g}", flush=True)
     print(f"one layer B={B}, T={T}, N={N}, {a.threads} thread(s), torch {torch.__version__}")

@@ -44,7 +44,7 @@ def random_net(sizes, seed: int) -> NetworkSpec:
     return NetworkSpec((sizes[0],), layers).validate()
 
 
-def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: int = 0) -> None:
+def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: int = 0, threads: int = 0) -> None:
     spec = random_net(sizes, seed)
     rng = np.random.default_rng(seed + 1)
     x = (rng.random((max(lava_samples, core_samples), T, sizes[0])) < 0.1).astype(np.int64)
@@ -60,6 +60,8 @@ def bench(name: str, sizes, T: int, lava_samples: int, core_samples: int, seed: 
     packed = run_lava(spec, xl, batch=lava_samples)
     t_lavak = time.perf_counter() - t
 
+    if threads:
+        torch.set_num_threads(threads)  # again: Lava's in-process runs may have changed it
     simulate(spec, x[:2])  # warm-up (and the numba kernel's first load)
     path = exact_path(torch.zeros(1))
     t = time.perf_counter()
@@ -120,8 +122,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     q = args.quick
-    bench("4 x 200 LIF", [200, 200, 200, 200, 200], 100, 2 if q else 4, 64 if q else 1024)
-    bench("bigger MLP", [784, 1000, 1000, 10], 100, 2 if q else 4, 32 if q else 256)
+    bench("4 x 200 LIF", [200, 200, 200, 200, 200], 100, 2 if q else 4, 64 if q else 1024, threads=args.threads)
+    bench("bigger MLP", [784, 1000, 1000, 10], 100, 2 if q else 4, 32 if q else 256, threads=args.threads)
     return 0
 
 

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -45,16 +46,6 @@ def batch(seed=0, n=B):
     x = (torch.rand(n, T, SIZES[0], generator=g) < 0.2).float()
     y = torch.randint(0, SIZES[-1], (n,), generator=g)
     return x, y
-
-
-def bench(step, iters, warmup=3):
-    x, y = batch()
-    for _ in range(warmup):
-        step(x, y)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step(x, y)
-    return iters * B / (time.perf_counter() - t0)
 
 
 def snnhw_step():
@@ -157,30 +148,54 @@ VARIANTS = {"fused": (snnhw_step, "fused"), "reference": (snnhw_step, "reference
             "slayer": (slayer_step, None), "snntorch": (snntorch_step, None)}
 
 
-def measure(variant: str, iters: int) -> dict:
-    """One variant in this process: samples/s and the peak resident memory the training steps add,
-    per sample: ``ru_maxrss`` after the timed steps minus ``ru_maxrss`` after building the model and
-    one step on a 2-sample batch (which loads every JIT kernel), divided by the batch size."""
+def peak_memory(variant: str, iters: int) -> float:
+    """Peak resident memory the training steps of ``variant`` add, KiB per sample, in this process:
+    ``ru_maxrss`` after ``iters`` steps minus ``ru_maxrss`` after building the model and one step on a
+    2-sample batch (which loads every JIT kernel), divided by the batch size."""
     make, k = VARIANTS[variant]
     with kernel(k) if k else contextlib.nullcontext():
         step = make()
         step(*batch(1, 2))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        rate = bench(step, iters)
+        x, y = batch()
+        for _ in range(iters):
+            step(x, y)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"samples_per_s": rate, "peak_kib_per_sample": (peak - base) / B}
+    return (peak - base) / B
+
+
+def throughput(order, iters: int, warmup: int = 3) -> dict:
+    """samples/s of each variant, measured round-robin in this process (one step of each in turn, median
+    step time), so a burst of load from elsewhere hits every variant alike."""
+    x, y = batch()
+    steps = {}
+    for v in order:
+        make, k = VARIANTS[v]
+        with kernel(k) if k else contextlib.nullcontext():
+            steps[v] = make()
+            for _ in range(warmup):
+                steps[v](x, y)
+    times = {v: [] for v in order}
+    for _ in range(iters):
+        for v in order:
+            k = VARIANTS[v][1]
+            with kernel(k) if k else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                steps[v](x, y)
+                times[v].append(time.perf_counter() - t0)
+    return {v: B / statistics.median(t) for v, t in times.items()}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-of", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    if a.variant:
-        print(json.dumps(measure(a.variant, a.iters)))
+    if a.memory_of:
+        print(json.dumps(peak_memory(a.memory_of, 3)))
         return
     from snnhw.core.neuron import exact_path
 
@@ -189,24 +204,25 @@ def main(argv=None):
     names = {"fused": f"snnhw ({path}, Loihi-exact QAT)", "reference": "snnhw (reference loop)",
              "slayer": "lava-dl slayer cuba.Dense", "snntorch": "snnTorch Synaptic"}
     order = ["fused", "slayer", "snntorch", "reference"] if path == "fused" else ["reference", "slayer", "snntorch"]
-    res = {}
+    mem = {}
     for v in order:  # one subprocess per variant: its own peak memory
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--variant", v, "--iters", str(a.iters),
-                            "--threads", str(a.threads)], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-of", v, "--threads", str(a.threads)],
+                           capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"{v} failed: {p.stderr.strip().splitlines()[-1:]}")
-        res[v] = json.loads(p.stdout.strip().splitlines()[-1])
-        print(f"{names[v]:36s} {res[v]['samples_per_s']:9.1f} samples/s   peak +{res[v]['peak_kib_per_sample']:7.1f} "
-              "KiB/sample", flush=True)
+        mem[v] = json.loads(p.stdout.strip().splitlines()[-1])
+    r = throughput(order, a.iters)
+    for v in order:
+        print(f"{names[v]:36s} {r[v]:9.1f} samples/s   peak +{mem[v]:7.1f} KiB/sample", flush=True)
     main_v = "fused" if path == "fused" else "reference"
-    r = {k: v["samples_per_s"] for k, v in res.items()}
     print(f"path that ran by default: {path}")
     print(f"snnhw / slayer   = {r[main_v] / r['slayer']:.2f}x   (goal >= 3x)")
     print(f"snnhw / snnTorch = {r[main_v] / r['snntorch']:.2f}x   (goal >= 2x)")
     if path == "fused":
         print(f"fused / reference loop = {r['fused'] / r['reference']:.2f}x")
-    print(f"MLP {'-'.join(map(str, SIZES))}, batch {B}, T={T}, {a.threads} threads, torch {torch.__version__}; "
-          "peak = ru_maxrss growth over the training steps (one process per variant) / batch")
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {B}, T={T}, {a.threads} threads, torch {torch.__version__}; samples/s "
+          "from median step times, round-robin; peak = ru_maxrss growth over 3 training steps (one process per "
+          "variant) / batch")
 
 
 if __name__ == "__main__":

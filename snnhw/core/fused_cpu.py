@@ -1,4 +1,4 @@
-"""Fused exact CUBA LIF on CPU: the whole time loop of one population in one numba kernel.
+"""Fused exact CUBA LIF on CPU: the whole time loop of one population in one numba kernel, forward and BPTT.
 
 The kernel computes exactly the integers of :func:`snnhw.core.neuron.exact_step` run by
 :func:`snnhw.core.neuron.cuba_loop` (Lava's ``PyLifModelBitAcc``), per neuron and step, in int64:
@@ -15,6 +15,9 @@ It always takes :func:`snnhw.loihi.lif_integrate`'s general path (every cast and
 An optional recurrent Dense adds ``i32(a_t + i32(floor(sum_j W[o, j] S_{t-1}[j] * 2**rec_exp)))`` from
 step 1 on, as :func:`snnhw.core.synapse.recurrent_exact` does (the integer sum is exact in int64; the
 exponent floors; the two ports sum in int32).
+
+The backward (:func:`backward`) is the BPTT of :meth:`snnhw.core.neuron._CubaLIF.backward` in one kernel,
+the surrogate included, parallel over batch x neuron blocks (over the batch with recurrence).
 
 Units: ``a`` in weight units (an input of 1 adds 64 to ``u``), ``u``/``v``/``B``/``vth`` in 24-bit state
 units, decay factors out of 4096. The batch axis runs in parallel (``prange``); the thread count follows
