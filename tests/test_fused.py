@@ -410,3 +410,16 @@ def test_trainable_input_float32_route_same_values_and_grads():
         old = synapse.trainable_input(s.double(), w.double(), exp)  # the int64 route
         assert torch.equal(old.to(torch.int64), ref)
         assert torch.equal(grads[0], grads[1])
+
+
+def test_fused_run_keeps_torch_thread_count():
+    """numba's OpenMP threading layer shares the OpenMP runtime with torch; a kernel call must leave
+    torch's thread count as the caller set it (benchmarks and users pin it)."""
+    old = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fused_cpu.forward(torch.ones(2, 3, 4), 4000, 4000, 64, 0, None, 0, False, False, torch.bool)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(old)

@@ -180,12 +180,16 @@ def _rows(x, lead: Tuple[int, ...], n: int) -> Optional[np.ndarray]:
 
 
 def _launch(kernel, *args) -> None:
-    """Call a parallel kernel with numba's thread count set from torch's, under the lock, leaving
-    multiprocessing's start method as it found it (Lava's import must still set 'fork')."""
+    """Call a parallel kernel with numba's thread count set from torch's, under the lock, leaving torch's
+    thread count and multiprocessing's start method as it found them (Lava's import must still set
+    'fork')."""
     with _LOCK:
         unset = multiprocessing.get_start_method(allow_none=True) is None
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        threads = torch.get_num_threads()
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         kernel(*args)
+        if torch.get_num_threads() != threads:  # numba's OpenMP layer shares (and resets) torch's count
+            torch.set_num_threads(threads)
         if unset:  # numba's thread launch fixes the start method
             multiprocessing.set_start_method(None, force=True)
 
