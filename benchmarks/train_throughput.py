@@ -3,8 +3,12 @@
 Same task for all three: MLP 64-256-256-10 of CUBA LIF neurons, batch 64, T = 20 steps, random input
 spikes (rate 0.2), cross-entropy on output spike counts, one Adam step per batch, CPU with 2 threads.
 Prints samples/s (forward + backward + optimizer step) for each and the ratios. snnhw runs twice: on
-the path ``SNNHW_KERNEL`` picks by default (the fused numba neuron loop, :mod:`snnhw.core.fused_cpu`) and
-on the reference loop (``SNNHW_KERNEL=reference``); the line "path that ran by default" says which.
+the path ``SNNHW_KERNEL`` picks by default (the fused numba neuron loop and backward,
+:mod:`snnhw.core.fused_cpu`) and on the reference loop (``SNNHW_KERNEL=reference``); the line "path that
+ran by default" says which. The variants are timed round-robin in one process (one step of each in
+turn; samples/s from the median step time), so load from elsewhere hits them alike. Peak training memory
+per sample: each variant in its own subprocess, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after three
+batch-64 steps minus after building the model and one 2-sample step (JIT kernels loaded), / 64.
 
     .venv/bin/python benchmarks/train_throughput.py [--iters 20] [--threads 2]
 
@@ -22,6 +26,17 @@ With the fused numba forward (branch ``fused``, 2026-12-02 16:45 UTC, 2 cores sh
 load average ~5, so absolute figures are low and noisy): snnhw fused 259.2, snnhw reference loop 157.3,
 slayer 234.5, snnTorch 99.2 samples/s -> fused/reference 1.65x, 1.11x slayer, 2.61x snnTorch. The
 backward is still the Python loop of ``_CubaLIF.backward``.
+
+With the fused numba backward (surrogate in the kernel) and the exact synapse's floor in float32
+(branch ``k11cpu``, 2026-12-02 18:49 UTC, 2 cores, loaded by other helpers, load average ~21; round-robin
+medians): snnhw fused 95.0, slayer 50.0, snnTorch 17.9, snnhw reference loop 67.8 samples/s -> 1.90x
+slayer, 5.32x snnTorch, fused/reference 1.40x; peak memory +208 / +336 / +387 / +309 KiB per sample
+(fused / slayer / snnTorch / reference). RUN2
+The 3x slayer goal is not met on this loaded box. Where a fused step goes (cProfile, 10 steps, 1 thread,
+same load, so shares only): the weight fake-quantization ``_RoundGridClamp`` (round/abs/clamp of every
+weight, forward and backward) ~21 %, the two numba kernels ~18 % (backward 11, forward 7), Adam ~14 %,
+the synapse's one-step-shifted floor and its backward ~11 %, autograd's matmul gradients ~9 %; the
+neuron loop is no longer the dominant cost.
 """
 from __future__ import annotations
 
