@@ -19,18 +19,18 @@ reference (``equal`` = bit-identical). Prints ms per forward+backward and the ra
 
     .venv/bin/python benchmarks/kernel_choice.py [--iters 30] [--threads 1] [--limit 600]
 
-Measured 2026-12-02 18:47 UTC, 2 cores, loaded by other helpers (load average ~23), 1 thread, lava
-lane (torch 2.3.1, numba 0.60); ratios are within each subprocess (interleaved medians), absolute ms are
-not comparable across lines (the load moved between them):
+Measured 2026-12-02 19:04 UTC, 2 cores, loaded by other helpers (load average ~9), 1 thread, lava lane
+(torch 2.3.1, numba 0.60); ratios are within each subprocess (interleaved medians):
 
-    numba          5.52x the reference  (first call 4.5 s with numba's on-disk cache; bit-identical)
-    torch.compile  1.67x the reference  (compile 51.9 s; grads differ by float reordering, max 3.7e-09)
-    cpp_extension  3.01x the reference  (build 1.9 s from torch's extension cache, ~1-2 min cold;
-                                         bit-identical)
+    numba          2.91 ms  2.63x the reference (7.64 ms)  first call 1.8 s (numba's on-disk cache)  bit-identical
+    torch.compile  4.82 ms  1.50x the reference (7.22 ms)  compile 18.2 s (51 s under load ~23)     grads differ
+                                                            (float reordering, max |diff| 3.7e-09)
+    cpp_extension  3.52 ms  2.13x the reference (7.51 ms)  build 0.5 s from torch's extension cache  bit-identical
+                                                            (a cold build took ~1-2 min here)
 
-An earlier run (18:38, same load) gave 3.75x / 1.93x / 1.98x. Choice: numba. It needs no C compiler on the
-user's machine (torch.compile's CPU backend and a C++ extension both do), it is bit-identical to the
-reference forward and (feed-forward) backward, and it is at least as fast as the same loops in C++ here.
+Choice: numba. It needs no C compiler on the user's machine (torch.compile's CPU backend and a C++
+extension both do), it is bit-identical to the reference forward and (feed-forward) backward, and it is
+at least as fast as the same loops in C++ here (its backward's surrogate loop vectorizes per kind).
 """
 from __future__ import annotations
 

@@ -28,15 +28,21 @@ slayer 234.5, snnTorch 99.2 samples/s -> fused/reference 1.65x, 1.11x slayer, 2.
 backward is still the Python loop of ``_CubaLIF.backward``.
 
 With the fused numba backward (surrogate in the kernel) and the exact synapse's floor in float32
-(branch ``k11cpu``, 2026-12-02 18:49 UTC, 2 cores, loaded by other helpers, load average ~21; round-robin
-medians): snnhw fused 95.0, slayer 50.0, snnTorch 17.9, snnhw reference loop 67.8 samples/s -> 1.90x
-slayer, 5.32x snnTorch, fused/reference 1.40x; peak memory +208 / +336 / +387 / +309 KiB per sample
-(fused / slayer / snnTorch / reference). RUN2
-The 3x slayer goal is not met on this loaded box. Where a fused step goes (cProfile, 10 steps, 1 thread,
-same load, so shares only): the weight fake-quantization ``_RoundGridClamp`` (round/abs/clamp of every
-weight, forward and backward) ~21 %, the two numba kernels ~18 % (backward 11, forward 7), Adam ~14 %,
-the synapse's one-step-shifted floor and its backward ~11 %, autograd's matmul gradients ~9 %; the
-neuron loop is no longer the dominant cost.
+(branch ``k11cpu``, 2026-12-02, 2 cores, loaded by other helpers; round-robin medians), three runs
+whose ratios move with the load:
+
+    UTC    load  fused   slayer  snnTorch  reference | /slayer /snnTorch fused/ref | peak KiB/sample f/s/sT/r
+    18:49  ~21    95.0    50.0     17.9      67.8     |  1.90x    5.32x     1.40x   | 208 / 336 / 387 / 309
+    18:59  ~15   277.4   229.9    191.1     216.8     |  1.21x    1.45x     1.28x   | 212 / 338 / 150 / 351
+    19:05  ~10   334.5   306.3    288.8     249.1     |  1.09x    1.16x     1.34x   | 208 / 338 / 342 / 384
+
+(the 18:49 run had the earlier backward kernel, ~5x slower on arctan, and the 18:59 run got the final
+one part way; the 19:05 run is the final code. snnTorch's many small ops suffer most under heavy load). The 3x / 2x goals are NOT met at light load. Where a fused step goes now
+(cProfile, 10 steps, 2 threads, load ~10; 46 ms/step): the GEMMs of the synapses, forward and
+backward, ~30 %; the two numba kernels ~17 % (backward 10, forward 7); the weight fake-quantization
+(``_RoundGridClamp``: round/abs/clamp of every weight, forward and backward) ~16 %; Adam ~10 %; the
+synapse's shifted floor and its backward ~7 %. The GEMMs and Adam are the same work in slayer and
+snnTorch, which bounds the ratio; the neuron loop is no longer the dominant cost.
 """
 from __future__ import annotations
 
