@@ -11,6 +11,11 @@ tensors. A recurrent pack holds each case's recurrent matrix on the block diagon
 pack). The reference runs both its ``bounded`` fast path (where :func:`snnhw.core.neuron.exact_params`
 would take it) and its general path.
 
+The backward (:func:`snnhw.core.fused_cpu.backward`) is checked against the reference BPTT loop for every
+surrogate, hard and subtractive reset, with and without recurrence: bit-identical where the kernel does
+the reference's float32 operations in its order, else within a stated float32 bound (:func:`_bound`).
+Per-replica thresholds, the exact synapse's float32 route and the thread count are checked too.
+
 Sizes: the default run checks ``SNNHW_FUSED_CI_CASES`` cases (default 300); the ``slow`` run
 ``SNNHW_FUSED_CASES`` (default 10 000) and prints the count and the wall time::
 
