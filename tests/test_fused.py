@@ -11,6 +11,11 @@ tensors. A recurrent pack holds each case's recurrent matrix on the block diagon
 pack). The reference runs both its ``bounded`` fast path (where :func:`snnhw.core.neuron.exact_params`
 would take it) and its general path.
 
+The backward (:func:`snnhw.core.fused_cpu.backward`) is checked against the reference BPTT loop for every
+surrogate, hard and subtractive reset, with and without recurrence: bit-identical where the kernel does
+the reference's float32 operations in its order, else within a stated float32 bound (:func:`_bound`).
+Per-replica thresholds, the exact synapse's float32 route and the thread count are checked too.
+
 Sizes: the default run checks ``SNNHW_FUSED_CI_CASES`` cases (default 300); the ``slow`` run
 ``SNNHW_FUSED_CASES`` (default 10 000) and prints the count and the wall time::
 
@@ -410,3 +415,16 @@ def test_trainable_input_float32_route_same_values_and_grads():
         old = synapse.trainable_input(s.double(), w.double(), exp)  # the int64 route
         assert torch.equal(old.to(torch.int64), ref)
         assert torch.equal(grads[0], grads[1])
+
+
+def test_fused_run_keeps_torch_thread_count():
+    """numba's OpenMP threading layer shares the OpenMP runtime with torch; a kernel call must leave
+    torch's thread count as the caller set it (benchmarks and users pin it)."""
+    old = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fused_cpu.forward(torch.ones(2, 3, 4), 4000, 4000, 64, 0, None, 0, False, False, torch.bool)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(old)

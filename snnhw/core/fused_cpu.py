@@ -1,4 +1,4 @@
-"""Fused exact CUBA LIF on CPU: the whole time loop of one population in one numba kernel.
+"""Fused exact CUBA LIF on CPU: the whole time loop of one population in one numba kernel, forward and BPTT.
 
 The kernel computes exactly the integers of :func:`snnhw.core.neuron.exact_step` run by
 :func:`snnhw.core.neuron.cuba_loop` (Lava's ``PyLifModelBitAcc``), per neuron and step, in int64:
@@ -15,6 +15,9 @@ It always takes :func:`snnhw.loihi.lif_integrate`'s general path (every cast and
 An optional recurrent Dense adds ``i32(a_t + i32(floor(sum_j W[o, j] S_{t-1}[j] * 2**rec_exp)))`` from
 step 1 on, as :func:`snnhw.core.synapse.recurrent_exact` does (the integer sum is exact in int64; the
 exponent floors; the two ports sum in int32).
+
+The backward (:func:`backward`) is the BPTT of :meth:`snnhw.core.neuron._CubaLIF.backward` in one kernel,
+the surrogate included, parallel over batch x neuron blocks (over the batch with recurrence).
 
 Units: ``a`` in weight units (an input of 1 adds 64 to ``u``), ``u``/``v``/``B``/``vth`` in 24-bit state
 units, decay factors out of 4096. The batch axis runs in parallel (``prange``); the thread count follows
@@ -177,12 +180,16 @@ def _rows(x, lead: Tuple[int, ...], n: int) -> Optional[np.ndarray]:
 
 
 def _launch(kernel, *args) -> None:
-    """Call a parallel kernel with numba's thread count set from torch's, under the lock, leaving
-    multiprocessing's start method as it found it (Lava's import must still set 'fork')."""
+    """Call a parallel kernel with numba's thread count set from torch's, under the lock, leaving torch's
+    thread count and multiprocessing's start method as it found them (Lava's import must still set
+    'fork')."""
     with _LOCK:
         unset = multiprocessing.get_start_method(allow_none=True) is None
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        threads = torch.get_num_threads()
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         kernel(*args)
+        if torch.get_num_threads() != threads:  # numba's OpenMP layer shares (and resets) torch's count
+            torch.set_num_threads(threads)
         if unset:  # numba's thread launch fixes the start method
             multiprocessing.set_start_method(None, force=True)
 
@@ -259,23 +266,28 @@ def surrogate_constants(sur) -> Tuple[int, np.float32, np.float32]:
 
 if numba is not None:
     @njit(inline="always", cache=True)
-    def _dsdv(vp, theta, kind, c1, c2):
-        """dS/dv (1/state units) at pre-reset v ``vp``: surrogate((vp - theta)/theta)/theta, float32 op
-        for op as :mod:`snnhw.core.surrogate` evaluates it in torch (``c / t`` there is
-        ``t.reciprocal() * c``; ``t ** 2`` is ``t * t``). lavadl's exp runs in float64, then rounds."""
+    def _dsdv_row(vp, n0, n1, theta, kind, c1, c2, out):
+        """dS/dv (1/state units) of the pre-reset voltages ``vp[n0:n1]`` into ``out[:n1-n0]``:
+        surrogate((vp - theta)/theta)/theta, float32 op for op as :mod:`snnhw.core.surrogate` evaluates it
+        in torch (``c / t`` there is ``t.reciprocal() * c``; ``t ** 2`` is ``t * t``); lavadl's exp runs in
+        float64, then rounds. The surrogate switch sits outside the loops (each loop vectorizes)."""
         one = np.float32(1.0)
-        x = (vp - theta) / theta
         if kind == 0:
-            t = c1 * x
-            f = (one / (one + t * t)) * c2
+            for n in range(n0, n1):
+                t = c1 * ((vp[n] - theta) / theta)
+                out[n - n0] = ((one / (one + t * t)) * c2) / theta
         elif kind == 1:
-            t = c1 * abs(x) + one
-            f = (one / (t * t)) * c2
+            for n in range(n0, n1):
+                t = c1 * abs((vp[n] - theta) / theta) + one
+                out[n - n0] = ((one / (t * t)) * c2) / theta
         elif kind == 2:
-            f = np.float32(math.exp(np.float64(-abs(x) / c1))) * c2
+            for n in range(n0, n1):
+                x = abs((vp[n] - theta) / theta)
+                out[n - n0] = (np.float32(math.exp(np.float64(-x / c1))) * c2) / theta
         else:
-            f = max(one - abs(x) / c1, np.float32(0.0)) / c1
-        return f / theta
+            for n in range(n0, n1):
+                x = abs((vp[n] - theta) / theta)
+                out[n - n0] = max(one - x / c1, np.float32(0.0)) / c1 / theta
 
     @njit(parallel=True, cache=True)
     def _bptt(grad_s, s, vpre, theta, kind, c1, c2, alpha, beta, gain, ks, ga_out, gv_out):
@@ -293,11 +305,13 @@ if numba is not None:
             n1 = min(N, n0 + _BLOCK)
             gv = np.zeros(_BLOCK, np.float32)
             gu = np.zeros(_BLOCK, np.float32)
+            sgb = np.empty(_BLOCK, np.float32)
             bo = b * kb
             for t in range(T - 1, -1, -1):
                 to = t * kb
+                _dsdv_row(vpre[b, t], n0, n1, theta, kind, c1, c2, sgb)
                 for n in range(n0, n1):
-                    sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
+                    sg = sgb[n - n0]
                     keep = np.float32(1.0) - ks * s[b, t, n]
                     gvn = grad_s[b, t, n] * sg + (beta * keep) * gv[n - n0]
                     gun = gvn + alpha * gu[n - n0]
@@ -317,6 +331,7 @@ if numba is not None:
             gv = np.zeros(N, np.float32)
             gu = np.zeros(N, np.float32)
             gs = np.zeros(N, np.float32)
+            sgb = np.empty(N, np.float32)
             for t in range(T - 1, -1, -1):
                 gs[:] = grad_s[b, t]
                 if t < T - 1:
@@ -328,8 +343,9 @@ if numba is not None:
                                 acc[n] += g * wr[o, n]
                     for n in range(N):
                         gs[n] += acc[n]
+                _dsdv_row(vpre[b, t], 0, N, theta, kind, c1, c2, sgb)
                 for n in range(N):
-                    sg = _dsdv(vpre[b, t, n], theta, kind, c1, c2)
+                    sg = sgb[n]
                     keep = np.float32(1.0) - ks * s[b, t, n]
                     gvn = gs[n] * sg + (beta * keep) * gv[n]
                     gun = gvn + alpha * gu[n]

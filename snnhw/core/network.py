@@ -51,10 +51,12 @@ def layer_bias(layer, exact: bool) -> Optional[torch.Tensor]:
     return b.reshape(layer.n_out)
 
 
-def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
+def synapse(layer, s: torch.Tensor, exact: bool, binary: bool = False) -> torch.Tensor:
     """The input a [B, T, n_out] that ``layer``'s neurons receive (delayed one step), from spikes
-    ``s`` [B, T, n_in] of the previous stage: :func:`snnhw.core.synapse.exact_input` (int64) or the
-    float forward of :func:`snnhw.core.synapse.trainable_input` (float32)."""
+    ``s`` [B, T, n_in] of the previous stage: exact, :func:`snnhw.core.synapse.exact_input`'s integers
+    (in float32 where :func:`~snnhw.core.synapse.exact_input_float` proves that exact, else int64), or the
+    float forward of :func:`snnhw.core.synapse.trainable_input` (float32). ``binary``: the caller
+    guarantees ``s`` is 0/1 float32 (simulate's spikes)."""
     if isinstance(layer, Dense):
         w, conv = torch.as_tensor(np.asarray(layer.weight)), None
     elif isinstance(layer, Conv):
@@ -69,9 +71,9 @@ def synapse(layer, s: torch.Tensor, exact: bool) -> torch.Tensor:
     w = w.to(s.device)
     if exact:
         graded = isinstance(layer, Dense) and layer.graded_input
-        if graded and s.is_floating_point():
-            s = s.to(torch.int64)  # graded payloads are integers (as before: truncated)
-        fast = syn.exact_input_float(s, w, layer.weight_exp, conv, graded=graded)
+        if not binary and s.is_floating_point():
+            s = s.to(torch.int64)  # integer payloads (a float is truncated, as exact_input's int64 route does)
+        fast = syn.exact_input_float(s, w, layer.weight_exp, conv, graded=graded, binary=binary)
         if fast is not None:  # the same integers in float32 (the neuron kernel reads them directly)
             return fast
         w = w.to(torch.int64) if conv is None else w  # a conv sums in float, exactly (synapse.exact_sum)
@@ -90,13 +92,14 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
     s = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if s.ndim != 3 or s.shape[2] != spec.n_in:
         raise InputError(f"inputs must be shaped [samples, steps, {spec.n_in}], got {tuple(s.shape)}")
-    if not (isinstance(spec.layers[0], Dense) and spec.layers[0].graded_input):
+    binary = not (isinstance(spec.layers[0], Dense) and spec.layers[0].graded_input)
+    if binary:
         s = (s != 0).to(torch.float32)  # Lava's Dense reads binary spikes as bool
     layer_spikes, traces = [], [] if record else None
     for layer in spec.layers:
         if isinstance(layer, Flatten):
             continue  # our tensors are already flat (C, H, W in C-order)
-        a = synapse(layer, s, exact)
+        a = synapse(layer, s, exact, binary=binary)
         bias = layer_bias(layer, exact)
         bias = None if bias is None else bias.to(s.device)
         w_rec, rec_exp = None, 0
@@ -112,5 +115,5 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
             with torch.no_grad():
                 out = cuba_lif(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)
         layer_spikes.append(out)
-        s = out
+        s, binary = out, True
     return SimResult(layer_spikes[-1], layer_spikes, traces)

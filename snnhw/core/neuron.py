@@ -39,8 +39,13 @@ Reset conventions (the one place they are defined)
   step and theta comes off the *next* update, after the decay:
   ``v_{t+1} = beta v_t + u_{t+1} + B - theta S_t`` (float only; the propagation study's float-soft).
 
-Backward (:func:`cuba_lif`): BPTT through the linear CUBA filter with the chosen surrogate for dS/dv,
-straight-through for rounding, and the reset treated as a constant (its mask gates the voltage path).
+Backward (:func:`cuba_lif`, :func:`bptt`): BPTT through the linear CUBA filter with the chosen surrogate
+for dS/dv, straight-through for rounding, and the reset treated as a constant (its mask gates the voltage
+path). The torch loop :func:`_bptt_reference` is the reference; when the exact forward ran on the fused
+kernel, the backward runs :func:`snnhw.core.fused_cpu.backward` (bit-identical without recurrence).
+
+Dispatch: :func:`exact_run` is the one entry for an exact run on the kernel :func:`exact_path` picks
+(``SNNHW_KERNEL``: "fused" by default on CPU, "reference" forces :func:`cuba_loop`).
 """
 from __future__ import annotations
 

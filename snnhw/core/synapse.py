@@ -97,14 +97,15 @@ def _max_abs(x: torch.Tensor) -> float:
 
 
 def exact_input_float(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Optional[ConvShape] = None,
-                      graded: bool = False) -> Optional[torch.Tensor]:
+                      graded: bool = False, binary: bool = False) -> Optional[torch.Tensor]:
     """:func:`exact_input`'s integers held in float32, computed without an int64 pass, or None when that is
     not provably exact (the caller uses :func:`exact_input`).
 
     When ``max|s| * max|w| * fan_in * 2**max(exp, 0) < 2**24``, every partial sum of the float32 product
     is an integer below 2**24 (exact in any summation order), so is the sum times ``2**exp`` (a power of
-    two), its floor is exact in float32, and no int32 wrap can act (graded or not): the same integers."""
-    bound = _max_abs(s) * _max_abs(w) * _fan_in(s, w, conv) * 2.0 ** max(0, int(weight_exp))
+    two), its floor is exact in float32, and no int32 wrap can act (graded or not): the same integers.
+    ``binary``: the caller guarantees ``s`` holds 0/1 (max|s| <= 1 without a pass over it)."""
+    bound = (1.0 if binary else _max_abs(s)) * _max_abs(w) * _fan_in(s, w, conv) * 2.0 ** max(0, int(weight_exp))
     if loihi.float_exact_bound_dtype(bound) != torch.float32:
         return None
     acc = _delayed_sum(s.to(torch.float32), w.to(torch.float32), conv)
@@ -140,6 +141,34 @@ def straight_through(value: torch.Tensor, exact: torch.Tensor, bound: float) -> 
     return vf + (exact.to(vf.dtype) - vf).detach()
 
 
+class _FloorDelay(torch.autograd.Function):
+    """``delay_one_step(floor(raw * scale), dim=1)`` for float32 raw [B, T, N] whose scaled values are
+    exact integers' floors (:func:`trainable_input`); backward: the gradient of the unrounded
+    ``delay_one_step(raw * scale)`` (straight-through floor). One output tensor, nothing saved."""
+
+    @staticmethod
+    def forward(ctx, raw, scale):
+        ctx.scale = scale
+        out = torch.empty_like(raw)
+        out[:, 0] = 0
+        if scale == 1.0:
+            out[:, 1:] = raw[:, :-1]
+        else:
+            torch.mul(raw[:, :-1], scale, out=out[:, 1:])
+            out[:, 1:].floor_()
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        graw = torch.empty_like(g)
+        graw[:, -1] = 0
+        if ctx.scale == 1.0:
+            graw[:, :-1] = g[:, 1:]
+        else:
+            torch.mul(g[:, 1:], ctx.scale, out=graw[:, :-1])
+        return graw, None
+
+
 def trainable_input(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Optional[ConvShape] = None,
                     quantized: bool = True) -> torch.Tensor:
     """The differentiable synaptic input [B, T, n_out], one step late: ``synaptic_sum * 2**weight_exp``.
@@ -147,15 +176,14 @@ def trainable_input(s: torch.Tensor, w: torch.Tensor, weight_exp: int, conv: Opt
     ``s``: 0/1 spikes (float); ``w``: the (quantized, integer-valued on a quantized layer) weights with
     their autograd graph. On a quantized layer the value is :func:`exact_input`'s, straight-through."""
     raw = synaptic_sum(s, w, conv)
+    fan_in = _fan_in(s, w, conv)
+    if quantized and raw.dtype == torch.float32 and raw.dim() == 3 and \
+            loihi.float_exact_bound_dtype(_weight_bound(fan_in, w, weight_exp)) == torch.float32:
+        # the sum, its scaling by 2**exp and the floor are exact in float32 and below 2**31 (no wrap):
+        # the same value as the int64 route below, in one pass
+        return _FloorDelay.apply(raw, float(2.0 ** weight_exp))
     acc = raw * (2.0 ** weight_exp)
     if quantized:
-        fan_in = _fan_in(s, w, conv)
-        if acc.dtype == torch.float32 and \
-                loihi.float_exact_bound_dtype(_weight_bound(fan_in, w, weight_exp)) == torch.float32:
-            # the sum, its scaling by 2**exp and the floor are exact in float32 and below 2**31 (no
-            # wrap): the same value as the int64 route below, without it
-            d = acc.detach()
-            return loihi.delay_one_step(acc + (torch.floor(d) - d), dim=1)
         if loihi.float_exact_bound_dtype(_weight_bound(fan_in, w, 0)) == torch.float32:
             total = raw.detach().round().to(torch.int64)  # the float32 sum is already the exact sum
         else:

@@ -6,8 +6,9 @@ per neuron, sample and step, so it spikes with probability ``P = P(N(0,1) > thet
 input model: layer 1 then sees ``Var[u_1] = n Var[w] P``). There is no pipeline delay between layers:
 layer l at step t sees layer l-1's spikes of step t.
 
-Every neuron runs through the core's one CUBA time loop, :func:`snnhw.core.neuron.cuba_loop`, batched
-over the repeats (one threshold per repeat where the calibration gives one). Semantics (``semantics``):
+Every neuron runs through the core's one CUBA time loop, batched over the repeats (one threshold per
+repeat where the calibration gives one): :func:`snnhw.core.neuron.cuba_loop` in float, and on loihi2 the
+core's dispatcher :func:`snnhw.core.neuron.exact_run` (the fused kernel by default, the same integers). Semantics (``semantics``):
 
 * ``float-soft``: snnTorch ``Leaky`` with optional synaptic filter, float32, reset "subtract-undecayed":
   ``i_t = alpha i_{t-1} + W s_t``; ``u_t = beta u_{t-1} + i_t - theta S_{t-1}``; ``S_t = [u_t > theta]``.
