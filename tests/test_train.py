@@ -128,7 +128,7 @@ def _train_parts(recipe_path, ckpt, resume=False, on_batch=None):
         calib = enc(data.x_train[:64], index=np.arange(64))
         init = build.initialize(model, recipe, calib, 0)
     return train(model, recipe, data, enc, checkpoint_path=str(ckpt), init_report=init, resume=resume,
-                 progress=False, on_batch=on_batch)
+                 progress=False, on_batch=on_batch, val=s.val)
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path):
@@ -147,7 +147,62 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h["val_accuracy"] for h in full.history] == [h["val_accuracy"] for h in resumed.history]
+    assert full.selected_epoch == resumed.selected_epoch >= 1
     assert full.model.to_spec().to_json() == resumed.model.to_spec().to_json()
+
+
+def test_validation_split_is_carved_from_training_and_stratified():
+    from snnhw.data import load_dataset
+    from snnhw.train.evaluate import carve_validation
+
+    full = load_dataset("digits")
+    train_part, val = carve_validation(full, 0.1, 0)
+    assert len(train_part.y_train) + len(val.data.y_test) == len(full.y_train)
+    assert np.array_equal(train_part.x_test, full.x_test)  # the test split is untouched
+    rows = lambda x: {r.tobytes() for r in x}
+    assert rows(train_part.x_train) | rows(val.data.x_test) == rows(full.x_train)
+    assert np.array_equal(np.bincount(val.data.y_test), np.round(np.bincount(full.y_train) * 0.1).astype(int))
+    assert val.offset == len(train_part.y_train) + len(full.y_test)  # encoder indices after the test split
+    again, val2 = carve_validation(full, 0.1, 0)
+    assert np.array_equal(val.data.y_test, val2.data.y_test) and np.array_equal(again.y_train, train_part.y_train)
+    assert carve_validation(full, 0.0, 0) == (full, None)
+
+
+def test_selection_keeps_the_best_validation_epoch():
+    from snnhw.train.loop import _Selection
+
+    net = torch.nn.Linear(2, 2)
+    sel = _Selection()
+    sel.update({"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0}, net)
+    best = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight += 1.0
+    sel.update({"epoch": 2, "val_accuracy": 0.4, "val_loss": 0.1}, net)  # worse accuracy: not kept
+    sel.update({"epoch": 3, "val_accuracy": 0.5, "val_loss": 1.0}, net)  # tie, same loss: the earlier stays
+    assert sel.epoch == 1 and all(torch.equal(sel.state[k], best[k]) for k in best)
+    sel.update({"epoch": 4, "val_accuracy": 0.5, "val_loss": 0.9}, net)  # tie, lower loss: kept
+    assert sel.epoch == 4 and torch.equal(sel.state["weight"], net.weight)
+    last = _Selection()
+    last.update({"epoch": 7, "val_accuracy": None, "val_loss": None}, net)
+    assert last.epoch == 7 and last.state is None
+
+
+def test_run_exports_the_selected_epoch(tmp_path):
+    """The trained model is the selected epoch's: its validation accuracy is that epoch's record, and
+    that epoch has the best validation accuracy of the run."""
+    from snnhw.train.evaluate import evaluate
+
+    rp = _recipe(tmp_path, epochs=4)
+    res = _train_parts(rp, tmp_path / "sel.pt")
+    s = prepare(RunOptions(recipe=rp))
+    accs = [h["val_accuracy"] for h in res.history]
+    assert len(s.val.data.y_test) == 143 and all(a is not None for a in accs)
+    assert accs[res.selected_epoch - 1] == max(accs)
+    ev = evaluate(res.model, s.val.data, s.encoder, offset=s.val.offset, logit_scale=0.5)
+    assert ev["accuracy"] == accs[res.selected_epoch - 1]
+    assert ev["loss"] == pytest.approx(res.history[res.selected_epoch - 1]["val_loss"])
+    assert torch.load(tmp_path / "sel.pt", weights_only=False)["selection"]["epoch"] == res.selected_epoch
 
 
 @pytest.mark.slow

@@ -56,12 +56,13 @@ class RecipeSummary:
 @dataclass
 class DatasetSummary:
     name: str
-    train: int  # training samples
+    train: int  # training samples (without the validation samples)
     test: int  # test samples
     steps: int  # encoded time steps per sample
     pad_steps: int  # silent steps appended
     encoding: str
     inputs: int  # input channels (features x encoder levels)
+    validation: int = 0  # validation samples carved from the training split (recipe data.val_fraction)
 
 
 @dataclass
@@ -108,11 +109,23 @@ class LayerReport:
     zero_weight_fraction_rec: Optional[float] = _omit_if_none()  # recurrent layers only
 
 
+def selection_rule(validation: bool) -> str:
+    """How the exported epoch was chosen (report.json ``training.selection``)."""
+    if validation:
+        return ("best validation accuracy of the trained model (the quantized core on a quantized target; "
+                "ties: lower validation loss, then the earlier epoch); the test split is used only for the "
+                "final accuracy")
+    return "the last epoch (no validation split: recipe data.val_fraction = 0)"
+
+
 @dataclass
 class Training:
     epochs: int
-    history: List[Dict]  # per epoch: epoch, loss, train_accuracy, test_accuracy, rates {layer: rate}, lr
+    history: List[Dict]  # per epoch: epoch, loss, train_accuracy, val_accuracy, val_loss (None without a
+    # validation split), rates {layer: rate}, lr
     resumed_from_epoch: int
+    selected_epoch: int = 0  # the epoch whose weights were exported (1-based)
+    selection: str = ""  # how it was chosen (selection_rule)
 
 
 @dataclass

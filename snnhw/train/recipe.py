@@ -8,8 +8,11 @@ one-line :class:`RecipeError` naming the key). Sections:
 ``[data]``    ``dataset`` (see :data:`snnhw.data.DATASETS`), ``encoding`` (see
               :data:`snnhw.data.ENCODINGS`), ``steps`` (encoded time steps per sample), ``pad_steps``
               (silent steps appended: the pipeline adds one step of delay per layer), ``split_seed``,
-              ``verify_samples`` (test samples verified on Lava), ``eval_samples`` (test samples used
-              for the per-epoch accuracy; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
+              ``verify_samples`` (test samples verified on Lava), ``val_fraction`` (share of the
+              training split held out, stratified and seeded by ``split_seed``, as the validation
+              split: each epoch is scored on it and the best epoch's weights are exported; 0 = no
+              validation, the last epoch is exported), ``eval_samples`` (validation samples scored
+              per epoch; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
 ``[model]``   ``layers``: a list of tables, each with ``kind`` ("dense", "conv", "pool", "flatten")
               and ``name``; dense: ``out``, ``recurrent``; conv: ``channels``, ``kernel``, ``stride``,
@@ -74,6 +77,7 @@ class DataConfig:
     verify_samples: int = option(256, lo=0)
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
+    val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
     levels: int = option(16, lo=1)
     lo: float = 0.0
     hi: float = 1.0
