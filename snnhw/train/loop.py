@@ -13,6 +13,9 @@
   Without a validation split the last epoch is kept.
 * Checkpoint (atomic) after each epoch, with the selected epoch's weights; ``resume`` continues after
   the last completed epoch. The final checkpoint's ``model`` is the selected epoch's.
+* Augmentation (recipe ``augment_shift``, image datasets): epoch ``e`` shifts every training image by
+  a whole-pixel offset drawn per sample and axis from [-augment_shift, augment_shift] (zero fill), from
+  a generator seeded like the epoch's order, so resuming replays it too.
 * Data-parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes an equal contiguous
   share of every global batch, the model is wrapped in DDP (gloo on CPU), and the local loss is scaled
   so that DDP's gradient average equals the single-process gradient of the same global batch.
@@ -20,6 +23,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 
 from snnhw.core.layers import SpikingNet
 from snnhw.data import Dataset, Encoder
+from snnhw.errors import InputError
 from snnhw.train.checkpoint import load_checkpoint, save_checkpoint
 from snnhw.train.evaluate import Validation, encode_split, evaluate, predict
 from snnhw.train.recipe import Recipe, TrainConfig
@@ -251,12 +256,39 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
         st.spikes += np.array([float(s.sum()) for s in spikes])
 
 
+def shift_images(x: np.ndarray, shape, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Every image of ``x`` ([N, prod(shape)], ``shape`` = (C, H, W)) moved by its own whole-pixel
+    offset (dy, dx), each drawn uniformly from [-max_shift, max_shift]; pixels moved in are zero."""
+    c, h, w = shape
+    m = int(max_shift)
+    imgs = x.reshape(len(x), c, h, w)
+    padded = np.pad(imgs, ((0, 0), (0, 0), (m, m), (m, m)))
+    dy, dx = rng.integers(-m, m + 1, size=(2, len(x)))
+    out = np.empty_like(imgs)
+    for oy in range(-m, m + 1):
+        for ox in range(-m, m + 1):
+            sel = (dy == oy) & (dx == ox)
+            out[sel] = padded[sel, :, m - oy:m - oy + h, m - ox:m - ox + w]
+    return out.reshape(x.shape)
+
+
+def _augmented(lp: _Loop, epoch: int) -> _Loop:
+    """The loop with epoch ``epoch``'s shifted training images (recipe ``augment_shift``; 0: unchanged)."""
+    m = int(lp.tr.augment_shift)
+    if m == 0:
+        return lp
+    rng = np.random.default_rng([int(lp.tr.seed), epoch, EPOCH_SEED_STRIDE])
+    x = shift_images(lp.data.x_train, lp.data.feature_shape, m, rng)
+    return dataclasses.replace(lp, data=dataclasses.replace(lp.data, x_train=x))
+
+
 def _epoch(lp: _Loop, epoch: int, on_batch) -> _EpochStats:
     """One pass over the training set in the epoch's seeded order."""
     gbs, epochs = int(lp.tr.batch_size), int(lp.tr.epochs)
     g = torch.Generator().manual_seed(int(lp.tr.seed) * EPOCH_SEED_STRIDE + epoch)
     perm = torch.randperm(len(lp.data.y_train), generator=g).numpy()
     st = _EpochStats(spikes=np.zeros(len(lp.names)))
+    lp = _augmented(lp, epoch)
     for b in range(lp.n_batches):
         if on_batch is not None:
             on_batch(epoch, b)
@@ -308,6 +340,9 @@ def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *,
     ``on_batch(epoch, batch)`` is called before each batch (tests use it to interrupt a run).
     """
     tr = recipe.train
+    if int(tr.augment_shift) and (data.kind != "static" or len(data.feature_shape) != 3):
+        raise InputError(f"recipe {recipe.name}: train.augment_shift needs image data; {data.name} has "
+                         f"{data.kind} samples of shape {tuple(data.feature_shape)}")
     info = init_distributed(device) if dist_info().world > 1 else DistInfo()
     epochs = int(tr.epochs)
     n_batches = math.ceil(len(data.y_train) / int(tr.batch_size))

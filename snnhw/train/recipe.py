@@ -28,7 +28,9 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
               ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
-              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer).
+              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
+              ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
+              many whole pixels per axis, zero fill, seeded; 0 = off).
 
 Chip ranges (decays, threshold, pool weight) come from :data:`snnhw.loihi.RANGES`. A layer key left out
 of the file stays ``None`` (the builder's default applies: stride 1, padding 0, pool weight 64, the
@@ -162,6 +164,7 @@ class TrainConfig:
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
     readout_lr: float = option(1.0, lo=0, lo_open=True)
+    augment_shift: int = option(0, lo=0)
 
 
 SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neuron": NeuronConfig,
