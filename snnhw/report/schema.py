@@ -109,13 +109,17 @@ class LayerReport:
     zero_weight_fraction_rec: Optional[float] = _omit_if_none()  # recurrent layers only
 
 
-def selection_rule(validation: bool) -> str:
-    """How the exported epoch was chosen (report.json ``training.selection``)."""
-    if validation:
-        return ("best validation accuracy of the trained model (the quantized core on a quantized target; "
-                "ties: lower validation loss, then the earlier epoch); the test split is used only for the "
-                "final accuracy")
-    return "the last epoch (no validation split: recipe data.val_fraction = 0)"
+def selection_rule(validation: bool, rule: str = "val_accuracy") -> str:
+    """How the exported epoch was chosen (report.json ``training.selection``; ``rule``: recipe train.select)."""
+    if not validation:
+        return "the last epoch (no validation split: recipe data.val_fraction = 0)"
+    on = ("of the trained model (the quantized core on a quantized target) on the validation split; the test "
+          "split is used only for the final accuracy")
+    if rule == "val_loss":
+        return f"lowest validation loss (ties: higher validation accuracy, then the earlier epoch) {on}"
+    if rule == "last":
+        return "the last epoch (recipe train.select = 'last'; validation accuracy recorded per epoch)"
+    return f"best validation accuracy (ties: lower validation loss, then the earlier epoch) {on}"
 
 
 @dataclass

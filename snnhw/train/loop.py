@@ -149,19 +149,26 @@ def make_optimizer(model: SpikingNet, tr: TrainConfig, n_batches: int):
 
 @dataclass
 class _Selection:
-    """The best epoch so far by validation accuracy (ties: lower validation loss, then earlier)."""
+    """The best epoch so far by the recipe's ``select`` rule: ``val_accuracy`` (ties: lower validation
+    loss, then earlier), ``val_loss`` (ties: higher validation accuracy, then earlier) or ``last``."""
 
     epoch: int = 0  # 1-based; 0: none yet
     val_accuracy: float = -1.0
     val_loss: float = math.inf
-    state: Optional[Dict] = None  # that epoch's model state_dict (None without a validation split)
+    state: Optional[Dict] = None  # that epoch's model state_dict (None: the model's own, the last epoch)
+    rule: str = "val_accuracy"
+
+    def _better(self, acc: float, loss: float) -> bool:
+        if self.rule == "val_loss":
+            return loss < self.val_loss or (loss == self.val_loss and acc > self.val_accuracy)
+        return acc > self.val_accuracy or (acc == self.val_accuracy and loss < self.val_loss)
 
     def update(self, rec: Dict, model: SpikingNet) -> None:
         acc, loss = rec.get("val_accuracy"), rec.get("val_loss")
-        if acc is None:  # no validation split: the last epoch
+        if acc is None or self.rule == "last":  # no validation split, or the rule says so: the last epoch
             self.epoch = rec["epoch"]
             return
-        if acc > self.val_accuracy or (acc == self.val_accuracy and loss < self.val_loss):
+        if self._better(acc, loss):
             self.epoch, self.val_accuracy, self.val_loss = rec["epoch"], acc, loss
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -179,7 +186,7 @@ class _Resumed:
     selection: _Selection = field(default_factory=_Selection)
 
 
-def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict]) -> _Resumed:
+def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict], rule: str) -> _Resumed:
     """Load a checkpoint into model, optimizer and scheduler; what the finished epochs left."""
     st = load_checkpoint(path)
     model.load_state_dict(st["model"])
@@ -187,7 +194,7 @@ def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dic
     sched.load_state_dict(st["scheduler"])
     sel = st.get("selection") or {}
     selection = _Selection(int(sel.get("epoch", 0)), float(sel.get("val_accuracy", -1.0)),
-                           float(sel.get("val_loss", math.inf)), sel.get("model"))
+                           float(sel.get("val_loss", math.inf)), sel.get("model"), rule)
     return _Resumed(int(st["epoch"]), list(st.get("history", [])), st.get("init_report", init_report),
                     float(st.get("train_seconds", 0.0)), selection)
 
@@ -348,9 +355,9 @@ def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *,
     n_batches = math.ceil(len(data.y_train) / int(tr.batch_size))
     model.to(device)
     opt, sched = make_optimizer(model, tr, n_batches)
-    done = _Resumed(init_report=init_report)
+    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)))
     if resume and os.path.exists(checkpoint_path):
-        done = _restore(checkpoint_path, model, opt, sched, init_report)
+        done = _restore(checkpoint_path, model, opt, sched, init_report, str(tr.select))
     names = [l.name for l in model.neuron_layers()]
     lp = _Loop(model, _wrap(model, info), opt, sched, data, encoder, tr, info, device,
                _Progress(progress and info.main, (epochs - done.epoch) * n_batches, names), names,

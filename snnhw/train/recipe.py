@@ -30,7 +30,9 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
               >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
-              many whole pixels per axis, zero fill, seeded; 0 = off).
+              many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
+              exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
+              "val_loss" — lowest validation loss; "last").
 
 Chip ranges (decays, threshold, pool weight) come from :data:`snnhw.loihi.RANGES`. A layer key left out
 of the file stays ``None`` (the builder's default applies: stride 1, padding 0, pool weight 64, the
@@ -165,6 +167,7 @@ class TrainConfig:
     min_rate: float = 0.01
     readout_lr: float = option(1.0, lo=0, lo_open=True)
     augment_shift: int = option(0, lo=0)
+    select: str = option("val_accuracy", choices=("val_accuracy", "val_loss", "last"))
 
 
 SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neuron": NeuronConfig,
