@@ -4,6 +4,7 @@ the core-vs-Lava output-spike agreement.
     ./run.sh python benchmarks/seeds.py digits_mlp                         # seeds 0 1 2
     ./run.sh python benchmarks/seeds.py digits_deep_mlp --seeds 0 1 2 --out export/seeds
     ./run.sh python benchmarks/seeds.py digits_mlp --md seeds.md --json seeds.json
+    ./run.sh python benchmarks/seeds.py digits_mlp --merge s0.json s1.json s2.json   # seeds run apart
 
 Each seed is a full ``snnhw train <recipe> --seed k`` (:func:`snnhw.train.pipeline.run`, target loihi2 by
 default) into ``<out>/<recipe>-seed<k>``; the figures are read back from its ``report.json``:
@@ -11,6 +12,8 @@ default) into ``<out>/<recipe>-seed<k>``; the figures are read back from its ``r
 whole test split, ``lava`` = Lava on the verification samples (``None`` without Lava), ``agreement`` =
 output-spike agreement core vs Lava. The spread is the sample standard deviation (ddof = 1) over the
 seeds. Written: a JSON file (per-seed rows and the summary) and a markdown table; both printed paths.
+``--merge`` trains nothing: it combines the per-seed rows of JSON files this script wrote (seeds run as
+separate processes) into one summary.
 """
 from __future__ import annotations
 
@@ -85,9 +88,13 @@ def main() -> None:
     ap.add_argument("--verify-samples", type=int, default=None)
     ap.add_argument("--json", default=None, help="JSON output (default <out>/<recipe>-seeds.json)")
     ap.add_argument("--md", default=None, help="markdown output (default <out>/<recipe>-seeds.md)")
+    ap.add_argument("--merge", nargs="+", default=None, help="JSON files of this script to combine (no training)")
     a = ap.parse_args()
     rows = []
-    for seed in a.seeds:
+    for path in a.merge or []:
+        with open(path) as f:
+            rows += json.load(f)["seeds"]
+    for seed in ([] if a.merge else a.seeds):
         out = os.path.join(a.out, f"{a.recipe}-seed{seed}")
         outcome = run(RunOptions(recipe=a.recipe, target=a.target, out=out, seed=seed, epochs=a.epochs,
                                  verify_samples=a.verify_samples, progress=False), log=lambda m: None)

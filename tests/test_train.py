@@ -1,6 +1,7 @@
 """snnhw train end to end (tiny recipe): run directory, Lava verification, lava-dl netx loading model.net,
 same seed -> same report, resume after an interruption -> same weights, DDP == one process. The tests that
 need Lava skip without it (the run without Lava is tests/test_without_lava.py)."""
+import dataclasses
 import json
 import os
 import signal
@@ -186,6 +187,59 @@ def test_selection_keeps_the_best_validation_epoch():
     last = _Selection()
     last.update({"epoch": 7, "val_accuracy": None, "val_loss": None}, net)
     assert last.epoch == 7 and last.state is None
+
+
+@pytest.mark.lava
+@needs_lava
+def test_seeds_benchmark_rows_and_summary(tiny_run):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "seeds.py")
+    spec = importlib.util.spec_from_file_location("seeds_bench", path)
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    out, outcome = tiny_run
+    rep = json.loads((out / "report.json").read_text())
+    row = seeds.seed_row(rep)
+    sel = rep["training"]["selected_epoch"]
+    assert row["val"] == rep["training"]["history"][sel - 1]["val_accuracy"] and row["selected_epoch"] == sel
+    assert row["quantized"] == rep["accuracy"]["quantized"] and row["agreement"] == 1.0
+    rows = [dict(row, seed=0, quantized=0.90), dict(row, seed=1, quantized=0.94)]
+    summ = seeds.summarize(rows)
+    assert summ["quantized"]["mean"] == pytest.approx(0.92)
+    assert summ["quantized"]["std"] == pytest.approx(np.std([0.90, 0.94], ddof=1))
+    assert summ["agreement"] == {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
+    md = seeds.markdown("tiny", "loihi2", rows, summ)
+    assert "| **mean ± std** | | " in md and "92.00 ± 2.83 %" in md
+    assert seeds.summarize([dict(row, lava=None)])["lava"] is None
+
+
+def test_shift_images_moves_each_image_by_its_offset():
+    from snnhw.train.loop import shift_images
+
+    x = np.arange(1, 1 + 3 * 16, dtype=np.float32).reshape(3, 16)
+    out = shift_images(x, (1, 4, 4), 1, np.random.default_rng(5))
+    dy, dx = np.random.default_rng(5).integers(-1, 2, size=(2, 3))
+    for k in range(3):
+        img, got = x[k].reshape(4, 4), out[k].reshape(4, 4)
+        for i in range(4):
+            for j in range(4):
+                si, sj = i - dy[k], j - dx[k]
+                want = img[si, sj] if 0 <= si < 4 and 0 <= sj < 4 else 0.0
+                assert got[i, j] == want
+    assert not np.array_equal(out, x)
+
+
+def test_augment_shift_needs_images(tmp_path):
+    from snnhw.errors import InputError
+
+    rp = _recipe(tmp_path, epochs=1)
+    s = prepare(RunOptions(recipe=rp))
+    recipe = s.recipe.with_overrides({"train.augment_shift": 1})
+    series = dataclasses.replace(s.data, kind="series", feature_shape=(64,))
+    model = build.build_model(recipe, s.target, s.input_shape, s.data.n_classes)
+    with pytest.raises(InputError, match="augment_shift needs image data"):
+        train(model, recipe, series, s.encoder, checkpoint_path=str(tmp_path / "a.pt"), progress=False)
 
 
 def test_run_exports_the_selected_epoch(tmp_path):
