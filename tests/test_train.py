@@ -187,6 +187,14 @@ def test_selection_keeps_the_best_validation_epoch():
     last = _Selection()
     last.update({"epoch": 7, "val_accuracy": None, "val_loss": None}, net)
     assert last.epoch == 7 and last.state is None
+    by_loss = _Selection(rule="val_loss")
+    by_loss.update({"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.5}, net)
+    by_loss.update({"epoch": 2, "val_accuracy": 0.95, "val_loss": 0.6}, net)  # better accuracy, worse loss
+    assert by_loss.epoch == 1
+    by_last = _Selection(rule="last")
+    for e in (1, 2):
+        by_last.update({"epoch": e, "val_accuracy": 1.0 / e, "val_loss": float(e)}, net)
+    assert by_last.epoch == 2 and by_last.state is None
 
 
 @pytest.mark.lava
