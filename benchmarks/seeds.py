@@ -94,14 +94,14 @@ def main() -> None:
     for path in a.merge or []:
         with open(path) as f:
             rows += json.load(f)["seeds"]
+    name = os.path.splitext(os.path.basename(a.recipe))[0]  # a recipe name or a path to a .toml
     for seed in ([] if a.merge else a.seeds):
-        out = os.path.join(a.out, f"{a.recipe}-seed{seed}")
+        out = os.path.join(a.out, f"{name}-seed{seed}")
         outcome = run(RunOptions(recipe=a.recipe, target=a.target, out=out, seed=seed, epochs=a.epochs,
                                  verify_samples=a.verify_samples, progress=False), log=lambda m: None)
         rows.append(seed_row(json.loads(json.dumps(outcome.report.to_dict()))))
         print(json.dumps(rows[-1]), flush=True)
     summary = summarize(rows)
-    name = os.path.splitext(os.path.basename(a.recipe))[0]
     js = a.json or os.path.join(a.out, f"{name}-seeds.json")
     md = a.md or os.path.join(a.out, f"{name}-seeds.md")
     write_json(js, {"recipe": a.recipe, "target": a.target, "seeds": rows, "summary": summary}, indent=1)
