@@ -386,12 +386,12 @@ def test_deep_mlp_hardware_init_active_kaiming_silent():
 @needs_lava
 def test_deep_mlp_trains_with_hardware_init(tmp_path):
     """Acceptance: digits_deep_mlp (10 x 600, T = 3) trains from the hardware-aware init (calibrated
-    thresholds, identity 0.8, readout_lr 5) and the report shows every layer active, quantized
+    thresholds, identity 0.9, readout_lr 5) and the report shows every layer active, quantized
     accuracy equal on Lava. Measured on the full recipe: quantized 88.9 %, Lava 89.0 % (200 samples)."""
     run(RunOptions(recipe="digits_deep_mlp", out=str(tmp_path / "deep"), verify_samples=50,
                        progress=False), log=lambda m: None)
     rep = json.loads((tmp_path / "deep" / "report.json").read_text())
-    assert rep["init"]["method"] == "hardware-calibrated" and rep["init"]["options"]["identity"] == 0.8
+    assert rep["init"]["method"] == "hardware-calibrated" and rep["init"]["options"]["identity"] == 0.9
     assert len(rep["layers"]) == 11 and not any(l["silent"] for l in rep["layers"]), rep["layers"]
     assert all(l["firing_rate"]["lava"] > 0.01 for l in rep["layers"])
     assert rep["accuracy"]["quantized"] >= 0.8, rep["accuracy"]
