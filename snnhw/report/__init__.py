@@ -93,7 +93,8 @@ def render_markdown(r: RunReport) -> str:
     times = vars(r.times)
     lines += ["", "## Run", "", f"- seed {r.seed}, device {r.device}, processes {r.world_size}",
               f"- init: {r.init.get('method')} ({r.init.get('implementation', '')})",
-              f"- epochs: {r.training.epochs}, final training loss {_num(hist[-1]['loss'] if hist else None)}",
+              f"- epochs: {r.training.epochs}, final training loss {_num(hist[-1]['loss'] if hist else None)}, "
+              f"exported epoch {r.training.selected_epoch} ({r.training.selection})",
               "- times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items() if isinstance(v, (int, float))),
               f"- files: {', '.join(r.files)}"]
     lines += [f"- note: {note}" for note in r.notes]

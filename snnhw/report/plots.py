@@ -64,7 +64,8 @@ def training_curves(history: List[Dict], path: str) -> None:
     ax[0].plot(ep, [h["loss"] for h in history], marker="o")
     ax[0].set(title="training loss", xlabel="epoch")
     ax[1].plot(ep, [h["train_accuracy"] for h in history], marker="o", label="train (quantized)")
-    ax[1].plot(ep, [h["test_accuracy"] for h in history], marker="s", label="test (quantized)")
+    if history and history[0].get("val_accuracy") is not None:
+        ax[1].plot(ep, [h["val_accuracy"] for h in history], marker="s", label="validation (quantized)")
     ax[1].set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
     ax[1].legend()
     if history:

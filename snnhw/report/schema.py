@@ -56,12 +56,13 @@ class RecipeSummary:
 @dataclass
 class DatasetSummary:
     name: str
-    train: int  # training samples
+    train: int  # training samples (without the validation samples)
     test: int  # test samples
     steps: int  # encoded time steps per sample
     pad_steps: int  # silent steps appended
     encoding: str
     inputs: int  # input channels (features x encoder levels)
+    validation: int = 0  # validation samples carved from the training split (recipe data.val_fraction)
 
 
 @dataclass
@@ -108,11 +109,27 @@ class LayerReport:
     zero_weight_fraction_rec: Optional[float] = _omit_if_none()  # recurrent layers only
 
 
+def selection_rule(validation: bool, rule: str = "val_accuracy") -> str:
+    """How the exported epoch was chosen (report.json ``training.selection``; ``rule``: recipe train.select)."""
+    if not validation:
+        return "the last epoch (no validation split: recipe data.val_fraction = 0)"
+    on = ("of the trained model (the quantized core on a quantized target) on the validation split; the test "
+          "split is used only for the final accuracy")
+    if rule == "val_loss":
+        return f"lowest validation loss (ties: higher validation accuracy, then the earlier epoch) {on}"
+    if rule == "last":
+        return "the last epoch (recipe train.select = 'last'; validation accuracy recorded per epoch)"
+    return f"best validation accuracy (ties: lower validation loss, then the earlier epoch) {on}"
+
+
 @dataclass
 class Training:
     epochs: int
-    history: List[Dict]  # per epoch: epoch, loss, train_accuracy, test_accuracy, rates {layer: rate}, lr
+    history: List[Dict]  # per epoch: epoch, loss, train_accuracy, val_accuracy, val_loss (None without a
+    # validation split), rates {layer: rate}, lr
     resumed_from_epoch: int
+    selected_epoch: int = 0  # the epoch whose weights were exported (1-based)
+    selection: str = ""  # how it was chosen (selection_rule)
 
 
 @dataclass

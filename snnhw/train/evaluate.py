@@ -1,4 +1,9 @@
-"""Evaluation of a trained network: class decision, test accuracy, firing rates, synaptic operations.
+"""Evaluation of a trained network: class decision, validation split, accuracy, firing rates, synaptic
+operations.
+
+Validation: :func:`carve_validation` holds out a stratified, seeded share of the *training* split
+(recipe ``data.val_fraction``); training selects its epoch on it, and the test split is used only for
+the final number.
 
 Class decision (everywhere in snnhw): the output neuron with the most spikes over the sample's steps;
 ties go to the lowest index (``numpy.argmax``). A silent output layer predicts class 0. Firing rates
@@ -7,6 +12,7 @@ are spikes per neuron per time step.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -15,8 +21,34 @@ import torch.nn.functional as F
 
 from snnhw.core.layers import SpikingConv, SpikingDense, SpikingNet, SpikingSumPool
 from snnhw.data import Dataset, Encoder
+from snnhw.data.datasets import _split as stratified_split
 
 EVAL_BATCH = 256  # test samples per forward pass in evaluate()
+VAL_SEED_OFFSET = 1000003  # the validation carve shuffles with split_seed + VAL_SEED_OFFSET
+
+
+@dataclasses.dataclass
+class Validation:
+    """The validation samples, as a :class:`Dataset` whose *test* arrays are the validation samples
+    (so :func:`evaluate` runs on it unchanged), and their encoder index ``offset``."""
+
+    data: Dataset
+    offset: int
+
+
+def carve_validation(data: Dataset, fraction: float, split_seed: int) -> "tuple[Dataset, Optional[Validation]]":
+    """(training data without the validation samples, the validation samples) from ``data``: per class,
+    the share ``fraction`` of the training split (seeded by ``split_seed``, stratified like the
+    train/test split). The test split is untouched. ``fraction`` 0: ``(data, None)``.
+
+    Encoder indices (the rate code's per-sample seeds): the kept training samples are 0..n-1, the test
+    samples follow them, the validation samples follow the test samples."""
+    if fraction <= 0:
+        return data, None
+    xtr, ytr, xval, yval = stratified_split(data.x_train, data.y_train, fraction, split_seed + VAL_SEED_OFFSET)
+    train = dataclasses.replace(data, x_train=xtr, y_train=ytr)
+    view = dataclasses.replace(data, x_train=xtr, y_train=ytr, x_test=xval, y_test=yval)
+    return train, Validation(view, len(ytr) + len(data.y_test))
 
 
 def predict(out_spikes) -> np.ndarray:
@@ -32,12 +64,12 @@ def encode_split(encoder: Encoder, x: np.ndarray, idx: np.ndarray, offset: int =
 
 
 def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, batch: int = EVAL_BATCH,
-             device: str = "cpu", offset: Optional[int] = None) -> Dict:
-    """Test-split accuracy and per-layer rates of ``model`` on the first ``n`` test samples (0 = all):
-    ``{"accuracy", "n", "rates"}``."""
+             device: str = "cpu", offset: Optional[int] = None, logit_scale: float = 1.0) -> Dict:
+    """Test-split accuracy, per-layer rates and mean cross-entropy of ``logit_scale * output spike
+    counts`` of ``model`` on the first ``n`` test samples (0 = all): ``{"accuracy", "n", "rates", "loss"}``."""
     n = len(data.y_test) if not n else min(n, len(data.y_test))
     offset = len(data.y_train) if offset is None else offset
-    preds, rates = [], None
+    preds, rates, loss = [], None, 0.0
     model.eval()
     with torch.no_grad():
         for start in range(0, n, batch):
@@ -45,13 +77,15 @@ def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, bat
             x = encode_split(encoder, data.x_test, idx, offset).to(device)
             out, spikes = model(x, return_all=True)
             preds.append(predict(out.cpu().numpy()))
+            y = torch.as_tensor(data.y_test[idx], device=out.device)
+            loss += float(F.cross_entropy(logit_scale * out.sum(1), y, reduction="sum"))
             r = np.array([float(s.sum()) for s in spikes])
             rates = r if rates is None else rates + r
     model.train()
     sizes = np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()])
     pred = np.concatenate(preds)
     return {"accuracy": float(np.mean(pred == data.y_test[:n])), "n": int(n),
-            "rates": (rates / (sizes * n * encoder.total_steps)).tolist()}
+            "rates": (rates / (sizes * n * encoder.total_steps)).tolist(), "loss": loss / max(1, n)}
 
 
 def float_twin(model: SpikingNet) -> SpikingNet:

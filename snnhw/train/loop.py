@@ -6,7 +6,16 @@
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
   ``seed * 100003 + e``; encoders are deterministic per sample; so a run is a function of the seed,
   and resuming at an epoch boundary replays exactly what an uninterrupted run does.
-* Checkpoint (atomic) after each epoch; ``resume`` continues after the last completed epoch.
+* Model selection: after each epoch the model (the quantized core on a quantized target) is scored on
+  the validation split carved from the training data (:func:`snnhw.train.evaluate.carve_validation`);
+  the epoch with the best validation accuracy (ties: lower validation loss, then the earlier epoch) is
+  kept, and when training ends the model holds that epoch's weights. The test split is never looked at.
+  Without a validation split the last epoch is kept.
+* Checkpoint (atomic) after each epoch, with the selected epoch's weights; ``resume`` continues after
+  the last completed epoch. The final checkpoint's ``model`` is the selected epoch's.
+* Augmentation (recipe ``augment_shift``, image datasets): epoch ``e`` shifts every training image by
+  a whole-pixel offset drawn per sample and axis from [-augment_shift, augment_shift] (zero fill), from
+  a generator seeded like the epoch's order, so resuming replays it too.
 * Data-parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes an equal contiguous
   share of every global batch, the model is wrapped in DDP (gloo on CPU), and the local loss is scaled
   so that DDP's gradient average equals the single-process gradient of the same global batch.
@@ -14,6 +23,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -27,8 +37,9 @@ import torch.nn.functional as F
 
 from snnhw.core.layers import SpikingNet
 from snnhw.data import Dataset, Encoder
+from snnhw.errors import InputError
 from snnhw.train.checkpoint import load_checkpoint, save_checkpoint
-from snnhw.train.evaluate import encode_split, evaluate, predict
+from snnhw.train.evaluate import Validation, encode_split, evaluate, predict
 from snnhw.train.recipe import Recipe, TrainConfig
 
 EPOCH_SEED_STRIDE = 100003  # epoch e shuffles with seed * EPOCH_SEED_STRIDE + e
@@ -66,6 +77,7 @@ class TrainResult:
     init_report: Dict = field(default_factory=dict)
     seconds: float = 0.0
     resumed_from_epoch: int = 0
+    selected_epoch: int = 0  # the epoch whose weights the model holds (1-based; 0: no epoch trained)
 
 
 class _Progress:
@@ -136,26 +148,62 @@ def make_optimizer(model: SpikingNet, tr: TrainConfig, n_batches: int):
 
 
 @dataclass
+class _Selection:
+    """The best epoch so far by the recipe's ``select`` rule: ``val_accuracy`` (ties: lower validation
+    loss, then earlier), ``val_loss`` (ties: higher validation accuracy, then earlier) or ``last``."""
+
+    epoch: int = 0  # 1-based; 0: none yet
+    val_accuracy: float = -1.0
+    val_loss: float = math.inf
+    state: Optional[Dict] = None  # that epoch's model state_dict (None: the model's own, the last epoch)
+    rule: str = "val_accuracy"
+
+    def _better(self, acc: float, loss: float) -> bool:
+        if self.rule == "val_loss":
+            return loss < self.val_loss or (loss == self.val_loss and acc > self.val_accuracy)
+        return acc > self.val_accuracy or (acc == self.val_accuracy and loss < self.val_loss)
+
+    def update(self, rec: Dict, model: SpikingNet) -> None:
+        acc, loss = rec.get("val_accuracy"), rec.get("val_loss")
+        if acc is None or self.rule == "last":  # no validation split, or the rule says so: the last epoch
+            self.epoch = rec["epoch"]
+            return
+        if self._better(acc, loss):
+            self.epoch, self.val_accuracy, self.val_loss = rec["epoch"], acc, loss
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def to_dict(self) -> Dict:
+        return {"epoch": self.epoch, "val_accuracy": self.val_accuracy, "val_loss": self.val_loss,
+                "model": self.state}
+
+
+@dataclass
 class _Resumed:
     epoch: int = 0
     history: List[Dict] = field(default_factory=list)
     init_report: Optional[Dict] = None
     seconds: float = 0.0
+    selection: _Selection = field(default_factory=_Selection)
 
 
-def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict]) -> _Resumed:
+def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict], rule: str) -> _Resumed:
     """Load a checkpoint into model, optimizer and scheduler; what the finished epochs left."""
     st = load_checkpoint(path)
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
+    sel = st.get("selection") or {}
+    selection = _Selection(int(sel.get("epoch", 0)), float(sel.get("val_accuracy", -1.0)),
+                           float(sel.get("val_loss", math.inf)), sel.get("model"), rule)
     return _Resumed(int(st["epoch"]), list(st.get("history", [])), st.get("init_report", init_report),
-                    float(st.get("train_seconds", 0.0)))
+                    float(st.get("train_seconds", 0.0)), selection)
 
 
-def _save(path: str, model: SpikingNet, opt, sched, epoch: int, history: List[Dict], init_report, seconds: float):
+def _save(path: str, model: SpikingNet, opt, sched, epoch: int, history: List[Dict], init_report, seconds: float,
+          selection: _Selection):
     save_checkpoint(path, model, opt, sched, epoch,
-                    {"history": history, "init_report": init_report, "train_seconds": seconds})
+                    {"history": history, "init_report": init_report, "train_seconds": seconds,
+                     "selection": selection.to_dict()})
 
 
 @dataclass
@@ -175,6 +223,7 @@ class _Loop:
     names: List[str]
     sizes: np.ndarray  # neurons per neuron layer
     n_batches: int
+    val: Optional[Validation] = None
 
 
 @dataclass
@@ -214,12 +263,39 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
         st.spikes += np.array([float(s.sum()) for s in spikes])
 
 
+def shift_images(x: np.ndarray, shape, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Every image of ``x`` ([N, prod(shape)], ``shape`` = (C, H, W)) moved by its own whole-pixel
+    offset (dy, dx), each drawn uniformly from [-max_shift, max_shift]; pixels moved in are zero."""
+    c, h, w = shape
+    m = int(max_shift)
+    imgs = x.reshape(len(x), c, h, w)
+    padded = np.pad(imgs, ((0, 0), (0, 0), (m, m), (m, m)))
+    dy, dx = rng.integers(-m, m + 1, size=(2, len(x)))
+    out = np.empty_like(imgs)
+    for oy in range(-m, m + 1):
+        for ox in range(-m, m + 1):
+            sel = (dy == oy) & (dx == ox)
+            out[sel] = padded[sel, :, m - oy:m - oy + h, m - ox:m - ox + w]
+    return out.reshape(x.shape)
+
+
+def _augmented(lp: _Loop, epoch: int) -> _Loop:
+    """The loop with epoch ``epoch``'s shifted training images (recipe ``augment_shift``; 0: unchanged)."""
+    m = int(lp.tr.augment_shift)
+    if m == 0:
+        return lp
+    rng = np.random.default_rng([int(lp.tr.seed), epoch, EPOCH_SEED_STRIDE])
+    x = shift_images(lp.data.x_train, lp.data.feature_shape, m, rng)
+    return dataclasses.replace(lp, data=dataclasses.replace(lp.data, x_train=x))
+
+
 def _epoch(lp: _Loop, epoch: int, on_batch) -> _EpochStats:
     """One pass over the training set in the epoch's seeded order."""
     gbs, epochs = int(lp.tr.batch_size), int(lp.tr.epochs)
     g = torch.Generator().manual_seed(int(lp.tr.seed) * EPOCH_SEED_STRIDE + epoch)
     perm = torch.randperm(len(lp.data.y_train), generator=g).numpy()
     st = _EpochStats(spikes=np.zeros(len(lp.names)))
+    lp = _augmented(lp, epoch)
     for b in range(lp.n_batches):
         if on_batch is not None:
             on_batch(epoch, b)
@@ -233,17 +309,22 @@ def _epoch(lp: _Loop, epoch: int, on_batch) -> _EpochStats:
 
 
 def _record(lp: _Loop, epoch: int, st: _EpochStats, eval_samples: int) -> Dict:
-    """The epoch's history entry (test accuracy on ``eval_samples`` test samples, 0 = all)."""
-    ev = evaluate(lp.model, lp.data, lp.encoder, n=eval_samples, device=lp.device)
+    """The epoch's history entry (validation accuracy and loss on ``eval_samples`` validation samples,
+    0 = all; ``None`` without a validation split)."""
+    val_acc = val_loss = None
+    if lp.val is not None:
+        ev = evaluate(lp.model, lp.val.data, lp.encoder, n=eval_samples, device=lp.device, offset=lp.val.offset,
+                      logit_scale=float(lp.tr.logit_scale))
+        val_acc, val_loss = ev["accuracy"], ev["loss"]
     rates = st.rates(lp.sizes, lp.encoder.total_steps).tolist()
     lr = float(lp.sched.get_last_lr()[0] / lp.opt.param_groups[0]["initial_lr"] * float(lp.tr.lr))
     return {"epoch": epoch + 1, "loss": st.loss_sum / max(1, st.seen), "train_accuracy": st.correct / max(1, st.seen),
-            "test_accuracy": ev["accuracy"], "rates": dict(zip(lp.names, rates)), "lr": lr}
+            "val_accuracy": val_acc, "val_loss": val_loss, "rates": dict(zip(lp.names, rates)), "lr": lr}
 
 
-def _log_epoch(bar: _Progress, rec: Dict, epochs: int) -> None:
-    bar.log(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.4f} train acc {rec['train_accuracy']:.4f} "
-            f"test acc {rec['test_accuracy']:.4f}")
+def _log_epoch(bar: _Progress, rec: Dict, epochs: int, selected: int) -> None:
+    val = "" if rec["val_accuracy"] is None else f" val acc {rec['val_accuracy']:.4f} (best: epoch {selected})"
+    bar.log(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.4f} train acc {rec['train_accuracy']:.4f}{val}")
     for n, r in rec["rates"].items():
         if r == 0.0:
             bar.log(f"warning: layer {n} is silent (no spikes in epoch {rec['epoch']})")
@@ -259,37 +340,45 @@ def _wrap(model: SpikingNet, info: DistInfo) -> torch.nn.Module:
 
 def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *, checkpoint_path: str,
           init_report: Optional[Dict] = None, device: str = "cpu", resume: bool = False, progress: bool = True,
-          on_batch: Optional[Callable[[int, int], None]] = None) -> TrainResult:
-    """Train ``model`` (already initialized) per ``recipe.train``; checkpoint after every epoch.
+          on_batch: Optional[Callable[[int, int], None]] = None, val: Optional[Validation] = None) -> TrainResult:
+    """Train ``model`` (already initialized) per ``recipe.train``; checkpoint after every epoch; select
+    the epoch on ``val`` (:func:`snnhw.train.evaluate.carve_validation`; ``None``: the last epoch).
 
     ``on_batch(epoch, batch)`` is called before each batch (tests use it to interrupt a run).
     """
     tr = recipe.train
+    if int(tr.augment_shift) and (data.kind != "static" or len(data.feature_shape) != 3):
+        raise InputError(f"recipe {recipe.name}: train.augment_shift needs image data; {data.name} has "
+                         f"{data.kind} samples of shape {tuple(data.feature_shape)}")
     info = init_distributed(device) if dist_info().world > 1 else DistInfo()
     epochs = int(tr.epochs)
     n_batches = math.ceil(len(data.y_train) / int(tr.batch_size))
     model.to(device)
     opt, sched = make_optimizer(model, tr, n_batches)
-    done = _Resumed(init_report=init_report)
+    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)))
     if resume and os.path.exists(checkpoint_path):
-        done = _restore(checkpoint_path, model, opt, sched, init_report)
+        done = _restore(checkpoint_path, model, opt, sched, init_report, str(tr.select))
     names = [l.name for l in model.neuron_layers()]
     lp = _Loop(model, _wrap(model, info), opt, sched, data, encoder, tr, info, device,
                _Progress(progress and info.main, (epochs - done.epoch) * n_batches, names), names,
-               np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()]), n_batches)
-    history, t0 = done.history, time.time()
+               np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()]), n_batches, val)
+    history, t0, sel = done.history, time.time(), done.selection
     try:
         for epoch in range(done.epoch, epochs):
             st = _epoch(lp, epoch, on_batch)
             history.append(_record(lp, epoch, st, int(recipe.data.eval_samples)))
+            sel.update(history[-1], model)
+            if epoch + 1 == epochs and sel.state is not None:
+                model.load_state_dict(sel.state)  # the run ends with the selected epoch's weights
             if info.main:
-                _log_epoch(lp.bar, history[-1], epochs)
+                _log_epoch(lp.bar, history[-1], epochs, sel.epoch)
                 _save(checkpoint_path, model, opt, sched, epoch + 1, history, done.init_report,
-                      done.seconds + time.time() - t0)
+                      done.seconds + time.time() - t0, sel)
             if info.world > 1:
                 import torch.distributed as dist
 
                 dist.barrier()
     finally:
         lp.bar.close()
-    return TrainResult(model, history, done.init_report or {}, done.seconds + time.time() - t0, done.epoch)
+    return TrainResult(model, history, done.init_report or {}, done.seconds + time.time() - t0, done.epoch,
+                       sel.epoch)

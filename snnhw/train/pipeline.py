@@ -36,6 +36,7 @@ from snnhw.errors import InputError
 from snnhw.report.schema import RunReport
 from snnhw.targets import load_target
 from snnhw.train import build, stages
+from snnhw.train.evaluate import carve_validation
 from snnhw.train.loop import dist_info
 from snnhw.train.recipe import Recipe, load_recipe
 from snnhw.train.stages import RunContext, Setup
@@ -100,7 +101,9 @@ def _check_device(device: str) -> None:
 
 
 def prepare(opts: RunOptions) -> Setup:
-    """Load and check everything that can fail on bad input; creates nothing on disk."""
+    """Load and check everything that can fail on bad input; creates nothing on disk. The validation
+    split (recipe ``data.val_fraction``) is carved from the training split here: ``Setup.data`` holds the
+    remaining training samples and the untouched test split, ``Setup.val`` the validation samples."""
     recipe = _with_options(load_recipe(opts.recipe), opts)
     _check_device(opts.device)
     target = load_target(opts.target)
@@ -108,10 +111,11 @@ def prepare(opts: RunOptions) -> Setup:
     d = recipe.data
     data = load_dataset(d.dataset, data_dir=opts.data_dir, steps=d.steps, split_seed=d.split_seed,
                         duration_s=d.duration_s or None, max_samples=d.max_samples or None)
+    data, val = carve_validation(data, float(d.val_fraction), int(d.split_seed))
     enc = make_encoder(recipe, recipe.train.seed)
     shape = build.input_shape_for(recipe, data.feature_shape, _n_channels(data, enc))
     plan = build.plan_layers(recipe, shape, data.n_classes)
-    return Setup(recipe, target, data, enc, shape, plan, target.check_fit(build.layer_costs(plan)), backend)
+    return Setup(recipe, target, data, enc, shape, plan, target.check_fit(build.layer_costs(plan)), backend, val)
 
 
 def start(opts: RunOptions, log: Callable[[str], None], t_start: float) -> RunContext:

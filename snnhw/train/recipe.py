@@ -8,8 +8,11 @@ one-line :class:`RecipeError` naming the key). Sections:
 ``[data]``    ``dataset`` (see :data:`snnhw.data.DATASETS`), ``encoding`` (see
               :data:`snnhw.data.ENCODINGS`), ``steps`` (encoded time steps per sample), ``pad_steps``
               (silent steps appended: the pipeline adds one step of delay per layer), ``split_seed``,
-              ``verify_samples`` (test samples verified on Lava), ``eval_samples`` (test samples used
-              for the per-epoch accuracy; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
+              ``verify_samples`` (test samples verified on Lava), ``val_fraction`` (share of the
+              training split held out, stratified and seeded by ``split_seed``, as the validation
+              split: each epoch is scored on it and the best epoch's weights are exported; 0 = no
+              validation, the last epoch is exported), ``eval_samples`` (validation samples scored
+              per epoch; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
 ``[model]``   ``layers``: a list of tables, each with ``kind`` ("dense", "conv", "pool", "flatten")
               and ``name``; dense: ``out``, ``recurrent``; conv: ``channels``, ``kernel``, ``stride``,
@@ -25,7 +28,11 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
               ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
-              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer).
+              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
+              ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
+              many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
+              exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
+              "val_loss" — lowest validation loss; "last").
 
 Chip ranges (decays, threshold, pool weight) come from :data:`snnhw.loihi.RANGES`. A layer key left out
 of the file stays ``None`` (the builder's default applies: stride 1, padding 0, pool weight 64, the
@@ -74,6 +81,7 @@ class DataConfig:
     verify_samples: int = option(256, lo=0)
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
+    val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
     levels: int = option(16, lo=1)
     lo: float = 0.0
     hi: float = 1.0
@@ -158,6 +166,8 @@ class TrainConfig:
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
     readout_lr: float = option(1.0, lo=0, lo_open=True)
+    augment_shift: int = option(0, lo=0)
+    select: str = option("val_accuracy", choices=("val_accuracy", "val_loss", "last"))
 
 
 SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neuron": NeuronConfig,

@@ -26,11 +26,11 @@ from snnhw.loihi import weight_grid
 from snnhw.report import package_versions, write_reports
 from snnhw.report import plots
 from snnhw.report.schema import (Agreement, ArtifactRoundTrip, ByModel, DatasetSummary, LayerReport,
-                                 RecipeSummary, RunReport, Times, Training, VERIFY_ROUNDTRIP)
+                                 RecipeSummary, RunReport, Times, Training, VERIFY_ROUNDTRIP, selection_rule)
 from snnhw.spec import NetworkSpec
 from snnhw.targets import EnergyEstimate, FitSummary, Target
 from snnhw.train import build
-from snnhw.train.evaluate import evaluate, float_twin, spike_rates, synops
+from snnhw.train.evaluate import Validation, evaluate, float_twin, spike_rates, synops
 from snnhw.train.loop import DistInfo, TrainResult, train
 from snnhw.train.recipe import Recipe
 from snnhw.train.verify import BACKENDS, READERS, artifact_roundtrip, verification_name
@@ -52,6 +52,7 @@ class Setup:
     plan: List[Dict]  # build.plan_layers: per layer kind, name, shapes, neurons, synapses
     fit: FitSummary
     backend: str = "lava"  # what verifies the run: "lava", "netx" or VERIFY_ROUNDTRIP (verification_backend)
+    val: Optional[Validation] = None  # the validation samples carved from the training split (None: none)
 
 
 @dataclass
@@ -91,7 +92,7 @@ def fit(ctx: RunContext, on_batch=None) -> Fitted:
     t = time.time()
     res = train(model, recipe, data, enc, checkpoint_path=os.path.join(ctx.work, "checkpoint.pt"),
                 init_report=init_report, device=ctx.opts.device, resume=ctx.resuming, progress=ctx.opts.progress,
-                on_batch=on_batch)
+                on_batch=on_batch, val=s.val)
     seconds = time.time() - t
     return Fitted(res.model.to("cpu"), res, seconds)
 
@@ -325,12 +326,15 @@ def report(ctx: RunContext, fitted: Fitted, ex: Exported, ver: Verified, m: Meas
         recipe=RecipeSummary(r.name, r.recipe.description, r.to_dict()),
         target=s.target.name, seed=int(r.train.seed), device=ctx.opts.device, world_size=ctx.dist.world,
         dataset=DatasetSummary(name=s.data.name, train=int(len(s.data.y_train)), test=int(len(s.data.y_test)),
+                               validation=int(len(s.val.data.y_test)) if s.val else 0,
                                steps=d.steps, pad_steps=d.pad_steps, encoding=d.encoding,
                                inputs=int(np.prod(s.input_shape))),
         accuracy=m.accuracy, accuracy_samples=m.accuracy_samples, agreement=_agreement(ver.result),
         verification_note=ver.note, layers=m.layers, fit=s.fit, synops_per_inference=m.synops,
         neuron_updates_per_inference=m.neuron_updates, energy_estimate_uJ=m.energy, init=res.init_report,
-        training=Training(epochs=r.train.epochs, history=res.history, resumed_from_epoch=res.resumed_from_epoch),
+        training=Training(epochs=r.train.epochs, history=res.history, resumed_from_epoch=res.resumed_from_epoch,
+                          selected_epoch=res.selected_epoch,
+                          selection=selection_rule(s.val is not None, r.train.select)),
         files=ex.files + ver.files + [f"plots/{p}" for p in plot_files] + ["report.json", "report.md"],
         notes=ex.notes, packages=package_versions(),
         times=Times(train_seconds=res.seconds, this_process_train_seconds=fitted.seconds,
