@@ -9,7 +9,8 @@ one-line :class:`RecipeError` naming the key). Sections:
               :data:`snnhw.data.ENCODINGS`), ``steps`` (encoded time steps per sample), ``pad_steps``
               (silent steps appended: the pipeline adds one step of delay per layer), ``split_seed``,
               ``verify_samples`` (test samples verified on Lava), ``eval_samples`` (test samples used
-              for the per-epoch accuracy; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
+              for the per-epoch accuracy; 0 = all), ``levels``/``lo``/``hi``/``window`` (series
+              encodings: thermometer, delta, thermometer_delta; see :mod:`snnhw.data.encoders`),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
 ``[model]``   ``layers``: a list of tables, each with ``kind`` ("dense", "conv", "pool", "flatten")
               and ``name``; dense: ``out``, ``recurrent``; conv: ``channels``, ``kernel``, ``stride``,
@@ -75,6 +76,7 @@ class DataConfig:
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
     levels: int = option(16, lo=1)
+    window: int = option(1, lo=1)
     lo: float = 0.0
     hi: float = 1.0
     duration_s: float = option(0.0, lo=0)
