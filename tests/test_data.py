@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from snnhw.data import DatasetMissing, Encoder, load_dataset
+from snnhw.errors import InputError
 
 
 def _idx(path, arr):
@@ -119,6 +120,26 @@ def test_encoders_deterministic_and_exact():
     assert padded.shape == (1, 11, 4) and padded[:, 8:].sum() == 0
     with pytest.raises(ValueError, match="unknown encoding"):
         Encoder("morse", 4)
+
+
+def test_series_crossing_and_window_codes():
+    x = np.array([[0.1, 0.3, 0.6, 0.9, 0.2]])
+    th = Encoder("thermometer", 5, levels=3)(x).numpy()[0].astype(int)
+    d = Encoder("delta", 5, levels=3)(x).numpy()[0].astype(int)
+    # up-crossings where a level is first exceeded, down-crossings where it is left (levels .25/.5/.75)
+    assert d[:, :3].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    assert d[:, 3:].tolist() == [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [1, 1, 1]]
+    # the crossings integrate back to the thermometer code
+    assert np.array_equal(np.cumsum(d[:, :3] - d[:, 3:], axis=0), th)
+    both = Encoder("thermometer_delta", 5, levels=3, pad=2)(x).numpy()[0].astype(int)
+    assert both.shape == (7, 9) and np.array_equal(both[:5], np.concatenate([th, d], axis=1)) and both[5:].sum() == 0
+    w = Encoder("thermometer", 5, levels=3, window=3)
+    assert w.series_channels() == 9 and Encoder("delta", 5, levels=4, window=2).series_channels() == 16
+    ws = w(x).numpy()[0].astype(int)
+    assert np.array_equal(ws[:, :3], th) and np.array_equal(ws[1:, 3:6], th[:-1]) and ws[0, 3:].sum() == 0
+    assert np.array_equal(ws[2:, 6:9], th[:-2]) and ws[:2, 6:9].sum() == 0
+    with pytest.raises(InputError, match="window must be >= 1"):
+        Encoder("delta", 5, window=0)
 
 
 def test_shd_malformed_files_are_one_line(tmp_path):

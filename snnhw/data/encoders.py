@@ -12,6 +12,13 @@ process and epoch; the verification inputs written to a run directory are exactl
 * ``thermometer`` — series [samples, L] (e.g. mnist1d): step t carries series value ``x[t * L // T]``
   as ``levels`` binary channels; channel k is on iff the value exceeds level k (levels evenly spaced
   between ``lo`` and ``hi``).
+* ``delta`` — series: a threshold-crossing code of the same levels, ``2 * levels`` channels: up-channel
+  k spikes at the step where the value rises above level k, down-channel k where it falls back to or
+  below it (the state before step 0 is all-off, so step 0 sends the up-crossings of the first value).
+* ``thermometer_delta`` — series: both, ``3 * levels`` channels (thermometer first, then up, down).
+* ``window`` (series encodings): each step also carries the codes of the ``window - 1`` previous
+  steps (a tapped delay line in the input neurons; channel group j holds step ``t - j``, silent before
+  the start), ``window`` times the channels.
 Every encoder appends ``pad`` all-zero steps (recipe ``data.pad_steps``), so that spikes of the last
 input step can travel through a deep network's one-step-per-layer pipeline before the sample ends.
 
@@ -28,13 +35,15 @@ import torch
 
 from snnhw.errors import InputError
 
-ENCODINGS = ("regular", "rate", "latency", "thermometer", "events")
+ENCODINGS = ("regular", "rate", "latency", "thermometer", "delta", "thermometer_delta", "events")
+SERIES_ENCODINGS = ("thermometer", "delta", "thermometer_delta")  # one series value per step
 LATENCY_MIN = 0.1  # latency code: features at or below this value send no spike
 
 
 @dataclass
 class Encoder:
-    """Turns feature rows into spikes. ``levels``, ``lo``, ``hi`` are used by ``thermometer`` only."""
+    """Turns feature rows into spikes. ``levels``, ``lo``, ``hi`` and ``window`` are used by the series
+    encodings (:data:`SERIES_ENCODINGS`) only."""
 
     name: str
     steps: int
@@ -43,6 +52,7 @@ class Encoder:
     lo: float = 0.0
     hi: float = 1.0
     pad: int = 0
+    window: int = 1
 
     @property
     def total_steps(self) -> int:
@@ -55,9 +65,16 @@ class Encoder:
             raise InputError(f"unknown encoding '{self.name}'; choose one of {', '.join(ENCODINGS)}")
         if int(self.steps) < 1:
             raise InputError(f"steps must be >= 1, got {self.steps}")
+        if int(self.window) < 1:
+            raise InputError(f"window must be >= 1, got {self.window}")
+
+    def series_channels(self) -> int:
+        """Channels per step of a series encoding: the level groups times ``window``."""
+        groups = {"thermometer": 1, "delta": 2, "thermometer_delta": 3}[self.name]
+        return groups * int(self.levels) * int(self.window)
 
     def channels(self, n_features: int) -> int:
-        return n_features * self.levels if self.name == "thermometer" else n_features
+        return n_features * self.series_channels() if self.name in SERIES_ENCODINGS else n_features
 
     def __call__(self, x: np.ndarray, index: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Spikes as float32 0/1, [samples, steps + pad, channels]. ``index`` = dataset indices (rate seeds)."""
@@ -75,12 +92,8 @@ class Encoder:
                 raise InputError(f"event frames have {x.shape[1]} steps, the recipe says {T}")
             return torch.as_tensor(x > 0, dtype=torch.float32)
         x = x.reshape(x.shape[0], -1).astype(np.float64)
-        if self.name == "thermometer":
-            L = x.shape[1]
-            tidx = (np.arange(T) * L) // T
-            vals = x[:, tidx]  # [N, T]
-            lv = np.linspace(self.lo, self.hi, self.levels + 2)[1:-1]
-            return torch.as_tensor(vals[:, :, None] > lv[None, None, :], dtype=torch.float32)
+        if self.name in SERIES_ENCODINGS:
+            return torch.as_tensor(self._series(x), dtype=torch.float32)
         p = np.clip(x, 0.0, 1.0)
         if self.name == "regular":
             t = np.arange(T, dtype=np.float64)[None, :, None]
@@ -100,3 +113,21 @@ class Encoder:
             rng = np.random.default_rng([int(self.seed), int(i)])
             out[row] = rng.random((T, x.shape[1])) < p[row][None, :]
         return torch.as_tensor(out, dtype=torch.float32)
+
+    def _series(self, x: np.ndarray) -> np.ndarray:
+        """bool [N, T, series_channels()] of a series [N, L] (module docstring)."""
+        T, L = int(self.steps), x.shape[1]
+        vals = x[:, (np.arange(T) * L) // T]  # [N, T]
+        lv = np.linspace(self.lo, self.hi, self.levels + 2)[1:-1]
+        th = vals[:, :, None] > lv[None, None, :]
+        groups = []
+        if self.name in ("thermometer", "thermometer_delta"):
+            groups.append(th)
+        if self.name in ("delta", "thermometer_delta"):
+            prev = np.concatenate([np.zeros_like(th[:, :1]), th[:, :-1]], axis=1)
+            groups += [th & ~prev, prev & ~th]
+        code = np.concatenate(groups, axis=2)
+        lagged = [code] + [np.concatenate([np.zeros_like(code[:, :j]), code[:, :T - j]], axis=1)
+                           for j in range(1, min(int(self.window), T + 1))]
+        lagged += [np.zeros_like(code)] * (int(self.window) - len(lagged))
+        return np.concatenate(lagged, axis=2)

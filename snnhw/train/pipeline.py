@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from snnhw.data import Encoder, load_dataset
+from snnhw.data.encoders import SERIES_ENCODINGS
 from snnhw.errors import InputError
 from snnhw.report.schema import RunReport
 from snnhw.targets import load_target
@@ -74,14 +75,15 @@ def work_dir_for(out: str) -> str:
 
 def make_encoder(recipe: Recipe, seed: int) -> Encoder:
     d = recipe.data
-    return Encoder(d.encoding, d.steps, seed=seed, levels=d.levels, lo=d.lo, hi=d.hi, pad=d.pad_steps)
+    return Encoder(d.encoding, d.steps, seed=seed, levels=d.levels, lo=d.lo, hi=d.hi, pad=d.pad_steps,
+                   window=d.window)
 
 
 def _n_channels(data, enc: Encoder) -> int:
     if data.kind == "events":
         return int(data.x_train.shape[2])
     if data.kind == "series":
-        return enc.levels if enc.name == "thermometer" else int(data.x_train.shape[1])
+        return enc.series_channels() if enc.name in SERIES_ENCODINGS else int(data.x_train.shape[1])
     return enc.channels(int(np.prod(data.x_train.shape[1:])))
 
 

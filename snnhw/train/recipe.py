@@ -12,7 +12,8 @@ one-line :class:`RecipeError` naming the key). Sections:
               training split held out, stratified and seeded by ``split_seed``, as the validation
               split: each epoch is scored on it and the best epoch's weights are exported; 0 = no
               validation, the last epoch is exported), ``eval_samples`` (validation samples scored
-              per epoch; 0 = all), ``levels``/``lo``/``hi`` (thermometer),
+              per epoch; 0 = all), ``levels``/``lo``/``hi``/``window`` (series encodings:
+              thermometer, delta, thermometer_delta; see :mod:`snnhw.data.encoders`),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
 ``[model]``   ``layers``: a list of tables, each with ``kind`` ("dense", "conv", "pool", "flatten")
               and ``name``; dense: ``out``, ``recurrent``; conv: ``channels``, ``kernel``, ``stride``,
@@ -83,6 +84,7 @@ class DataConfig:
     eval_samples: int = option(0, lo=0)
     val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
     levels: int = option(16, lo=1)
+    window: int = option(1, lo=1)
     lo: float = 0.0
     hi: float = 1.0
     duration_s: float = option(0.0, lo=0)
