@@ -82,3 +82,34 @@ def test_cli_calibrate_reports_before_and_after(tmp_path):
     assert main(["import-nir", BRAILLE, "--calibrate", "0", "--samples", "2", "--steps", "10",
                  "--out", str(tmp_path / "r0")]) == 0
     assert json.loads((tmp_path / "r0" / "report.json").read_text())["calibration"] is None
+
+
+def test_self_excitation_is_a_diagonal_worth_c_thresholds():
+    from snnhw.nir_import.compensate import with_self_excitation
+
+    m = load_model(BRAILLE)
+    mm = with_self_excitation(m, [0.0, 0.25])
+    s0, s1 = m.neuron_stages[1], mm.neuron_stages[1]
+    assert s0.weight_rec is None and s1.weight_rec is not None
+    nd = s1.neuron
+    np.testing.assert_allclose(np.diag(s1.weight_rec) * nd.g_syn * nd.g_mem, 0.25 * nd.theta)
+    assert np.count_nonzero(s1.weight_rec - np.diag(np.diag(s1.weight_rec))) == 0
+    assert mm.neuron_stages[0] is m.neuron_stages[0]  # c = 0 leaves a stage untouched
+
+
+def test_compensation_with_self_excitation_beats_threshold_alone(braille):
+    """On the calibration inputs, the (k, c) compensation reproduces the subtract-reset reference's output
+    counts at least as well as the best threshold multiplier alone (c = 0 is in its grid), and here better."""
+    from snnhw.nir_import.compensate import compensate_subtract, with_self_excitation
+
+    m, x, _ = braille
+    target = float_reference(m, x, reset="subtract").output.sum(axis=1)
+
+    def err(ks, cs):
+        out = float_reference(with_self_excitation(m, cs), x, reset="zero", theta_scale=ks).output.sum(axis=1)
+        return float(np.mean((out - target) ** 2))
+
+    ks, cs, cos = compensate_subtract(m, x)
+    k_only, _, _ = compensate_subtract(m, x, self_grid=[0.0])
+    assert len(ks) == len(cs) == len(cos) == 2 and all(0 <= c <= 0.4 for c in cs)
+    assert err(ks, cs) < err(k_only, [0.0, 0.0])

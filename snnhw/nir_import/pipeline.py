@@ -16,7 +16,7 @@ from snnhw.errors import InputError, SnnhwError
 from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
 from snnhw.nir_import.chip import run_chip, run_twin
-from snnhw.nir_import.compensate import compensate_subtract
+from snnhw.nir_import.compensate import METHOD as COMPENSATION_METHOD, compensate_subtract, with_self_excitation
 from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
@@ -25,9 +25,6 @@ from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
 CALIB_SEED_OFFSET = 1_000_003  # the held-out calibration draw's seed: seed + this
-COMPENSATION_METHOD = ("per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the zero-reset float "
-                       "network best matches the subtract-reset reference's spike counts (least squares, greedy, "
-                       "layer by layer) on the calibration inputs")
 
 
 @dataclass
@@ -81,9 +78,10 @@ def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_e
     """(spec, maps, compensation record or None) by hardware-aware calibration."""
     theta_scale, comp = None, None
     if reset == "subtract" and compensate:
-        theta_scale, kc = compensate_subtract(model, calib)
+        theta_scale, self_c, kc = compensate_subtract(model, calib)
+        model = with_self_excitation(model, self_c)
         comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
-                "float_count_cosine_per_layer": kc}
+                "self_excitation_thresholds": self_c, "float_count_cosine_per_layer": kc}
     spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale, max_weight_exp=max_exp)
     return spec, maps, comp
 
