@@ -62,15 +62,18 @@ def _mlp():
         Dense("fc2", w2, Neuron(i_decay=1024, v_decay=256, vth_mant=2500), weight_exp=0)]).validate()
 
 
-def _run_stepwise(net, x, stateful_arg: bool):
+def _run_stepwise(net, x, stateful_arg: bool, shape=None):
+    """Outputs [B, T, n_out] of ``net`` run one step at a time; ``shape``: the per-sample input shape the
+    module takes (a conv net's (C, H, W)), else the flat inputs."""
     out, state = [], None
     with torch.no_grad():
         for t in range(x.shape[1]):
+            xt = torch.as_tensor(x[:, t]) if shape is None else torch.as_tensor(x[:, t]).reshape(-1, *shape)
             if stateful_arg:
-                y, state = net(torch.as_tensor(x[:, t]), state)
+                y, state = net(xt, state)
             else:
-                y, _ = net(torch.as_tensor(x[:, t]))
-            out.append(np.asarray(y))
+                y, _ = net(xt)
+            out.append(np.asarray(y).reshape(x.shape[0], -1))
     return np.stack(out, axis=1)
 
 
@@ -84,7 +87,7 @@ def _snntorch(path, x):
     return _run_stepwise(net, x, stateful_arg=False)
 
 
-def _norse(path, x):
+def _norse(path, x, shape=None):
     import norse.torch
 
     logging.disable(logging.WARNING)
@@ -92,7 +95,7 @@ def _norse(path, x):
         net = norse.torch.from_nir(nir.read(path), dt=1e-4)
     finally:
         logging.disable(logging.NOTSET)
-    return _run_stepwise(net, x, stateful_arg=True)
+    return _run_stepwise(net, x, stateful_arg=True, shape=shape)
 
 
 @pytest.fixture(scope="module")

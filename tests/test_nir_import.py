@@ -113,7 +113,8 @@ def test_braille_import_on_lava_reports(tmp_path, braille, reset):
         unc = eff["chip_without_compensation_vs_reference"]
         assert a["output_cosine"] >= unc["output_cosine"]
         assert "subtractive reset: Loihi resets v to 0" in rep["lossy"]
-        assert rep["compensation"]["threshold_multipliers"][0] < 1.0
+        comp = rep["compensation"]
+        assert comp["threshold_multipliers"][0] < 1.0 or comp["self_excitation_thresholds"][0] > 0
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["agreement"] == json.loads(json.dumps(a))
 

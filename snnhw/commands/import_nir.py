@@ -35,6 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--netx-compatible", action="store_true",
                         help="limit weight exponents to <= 0 so that model.net (lava-dl netx) can be written "
                              "(slightly coarser; default: best fidelity)")
+    parser.add_argument("--calibrate", type=int, default=0, metavar="N",
+                        help="fine-tune the chip's weights on N unlabelled calibration inputs to match the float "
+                             "reference (distillation on the chip's arithmetic; report.json: calibration)")
     parser.add_argument("--out", metavar="DIR", help="run directory to write (default: export/import-<name>)")
 
 
@@ -47,6 +50,7 @@ def run(args) -> int:
     rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
                      steps=args.steps, samples=args.samples, seed=args.seed, out=out,
                      compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
+                     calibrate=args.calibrate,
                      log=lambda m: print(m, file=sys.stderr))
     a = rep["agreement"]
     print(f"{args.file} -> {out} [{rep['target']}, {rep['backend']}, spec from {rep['spec_from']}]")
@@ -63,4 +67,10 @@ def run(args) -> int:
         print(f"  subtract reset: without compensation cosine {u['output_cosine']:.4f}, agreement "
               f"{u['predictions'] * 100:.1f}%; with compensation cosine {a['output_cosine']:.4f}, "
               f"agreement {a['predictions'] * 100:.1f}%")
+    cal = rep.get("calibration")
+    if cal:
+        b, f = cal["agreement_before"], cal["agreement_after"]
+        print(f"  --calibrate {cal['samples']}: before cosine {b['output_cosine']:.4f}, agreement "
+              f"{b['predictions'] * 100:.1f}%; after cosine {f['output_cosine']:.4f}, agreement "
+              f"{f['predictions'] * 100:.1f}% (bit-exact core)")
     return 0

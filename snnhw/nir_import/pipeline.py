@@ -16,7 +16,7 @@ from snnhw.errors import InputError, SnnhwError
 from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
 from snnhw.nir_import.chip import run_chip, run_twin
-from snnhw.nir_import.compensate import compensate_subtract
+from snnhw.nir_import.compensate import METHOD as COMPENSATION_METHOD, compensate_subtract, with_self_excitation
 from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
@@ -25,9 +25,6 @@ from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
 CALIB_SEED_OFFSET = 1_000_003  # the held-out calibration draw's seed: seed + this
-COMPENSATION_METHOD = ("per-layer threshold multiplier k (grid 0.5..1.0) chosen so that the zero-reset float "
-                       "network best matches the subtract-reset reference's spike counts (least squares, greedy, "
-                       "layer by layer) on the calibration inputs")
 
 
 @dataclass
@@ -51,6 +48,7 @@ class _Chip:
     latency: int
     exact_meta: bool = False
     compensation: Optional[Dict] = None
+    calibration: Optional[Dict] = None
     lossy: List[str] = field(default_factory=list)
 
 
@@ -80,14 +78,16 @@ def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_e
     """(spec, maps, compensation record or None) by hardware-aware calibration."""
     theta_scale, comp = None, None
     if reset == "subtract" and compensate:
-        theta_scale, kc = compensate_subtract(model, calib)
+        theta_scale, self_c, kc = compensate_subtract(model, calib)
+        model = with_self_excitation(model, self_c)
         comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
-                "float_count_cosine_per_layer": kc}
+                "self_excitation_thresholds": self_c, "float_count_cosine_per_layer": kc}
     spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale, max_weight_exp=max_exp)
     return spec, maps, comp
 
 
-def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max_exp: int, log) -> _Chip:
+def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max_exp: int, log,
+                calibrate: int = 0) -> _Chip:
     """The chip spec (bit-exact from snnhw metadata, else calibrated) run on Lava fixed_pt, or on
     snnhw's bit-exact core without lava-nc (:func:`snnhw.nir_import.chip.run_chip`)."""
     spec, exact_meta = None, False
@@ -98,14 +98,19 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
     except NIRFormatError as e:  # edited after export, or malformed: calibrate instead
         log(f"snnhw metadata ignored: {e}")
     maps, comp = [], None
+    calib_rec = None
     if not exact_meta:
         spec, maps, comp = _calibrated_spec(model, inp.calib, reset, compensate, max_exp)
+        if calibrate:
+            from snnhw.nir_import.calibrate import calibrate_chip
+
+            spec, calib_rec = calibrate_chip(model, spec, inp.x, inp.calib, calibrate, reset, log=log)
     L = latency(spec)
     xp = _padded(inp.x, L)
     where = "Lava (fixed_pt)" if lava_runtime.lava_available() else "snnhw's Loihi-exact core (no lava-nc)"
     log(f"running {inp.x.shape[0]} samples on {where} ...")
     layers, backend = run_chip(spec, xp)
-    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp)
+    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, calib_rec)
 
 
 def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
@@ -194,7 +199,7 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
 def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: str = "zero",
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
                seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
-               log: Optional[Callable[[str], None]] = None) -> Dict:
+               log: Optional[Callable[[str], None]] = None, calibrate: int = 0) -> Dict:
     """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``)."""
     log = log or (lambda msg: None)
     if target not in TARGETS:
@@ -208,7 +213,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} s "
         f"({model.dt_source}); {B} samples x {T} steps")
     ref = float_reference(model, inp.x, reset=reset)
-    chip = (_run_loihi2(model, inp, reset, compensate, max_exp, log) if target == "loihi2"
+    chip = (_run_loihi2(model, inp, reset, compensate, max_exp, log, calibrate) if target == "loihi2"
             else _run_float(model, inp, reset))
     chip_al = aligned(chip.layers, T)
     rc, cc = ref.output.sum(axis=1), chip_al[-1].sum(axis=1)
@@ -223,7 +228,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         "agreement": agree, "reference_ties": ties(rc),
         "layers": layer_report([safe_name(s.name) for s in model.neuron_stages], ref.layer_spikes, chip_al),
         "quantization": [m.as_dict() for m in chip.maps], "lossy": lossy, "effects": effects,
-        "compensation": chip.compensation,
+        "compensation": chip.compensation, "calibration": chip.calibration,
         "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
                       f"inputs padded with {chip.latency} zero steps",
     }
