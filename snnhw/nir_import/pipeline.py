@@ -17,7 +17,9 @@ from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
 from snnhw.nir_import.chip import run_chip, run_twin
 from snnhw.nir_import.compensate import compensate_subtract
-from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
+from snnhw.nir_import.measure import (agreement, aligned, latency, layer_report, poisson_inputs, ties,
+                                      voltage_agreement)
+from snnhw.nir_import.readout import chip_model, readout_theta, run_with_voltage, voltage_nir
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
 from snnhw.nir_import.reference import RESETS, RefResult, float_reference
@@ -52,6 +54,7 @@ class _Chip:
     exact_meta: bool = False
     compensation: Optional[Dict] = None
     lossy: List[str] = field(default_factory=list)
+    v_state: Optional[np.ndarray] = None  # the output readout's v (state units, padded), LI/CubaLI outputs
 
 
 def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
@@ -104,8 +107,12 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
     xp = _padded(inp.x, L)
     where = "Lava (fixed_pt)" if lava_runtime.lava_available() else "snnhw's Loihi-exact core (no lava-nc)"
     log(f"running {inp.x.shape[0]} samples on {where} ...")
-    layers, backend = run_chip(spec, xp)
-    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp)
+    v_state = None
+    if model.output_voltage:
+        layers, v_state, backend = run_with_voltage(spec, xp, exact=True)
+    else:
+        layers, backend = run_chip(spec, xp)
+    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, v_state=v_state)
 
 
 def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
@@ -113,7 +120,20 @@ def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
     spec = float_spec(model, reset=reset)
     L = latency(spec)
     xp = _padded(inp.x, L)
+    if model.output_voltage:
+        layers, v_state, backend = run_with_voltage(spec, xp, exact=False)
+        return _Chip(spec, [], backend, layers, xp, L, v_state=v_state)
     return _Chip(spec, [], "snnhw-float-twin", run_twin(spec, xp), xp, L)
+
+
+def _chip_voltage(model: NirModel, chip: _Chip, T: int) -> Optional[np.ndarray]:
+    """The output readout's chip voltage in NIR units [B, T, n], latency removed (None: spiking output)."""
+    if chip.v_state is None:
+        return None
+    k = len(chip.layers) - 1
+    ks = chip.compensation["threshold_multipliers"] if chip.compensation else None
+    vth = chip.maps[-1].vth_mant if chip.maps else 1.0
+    return voltage_nir(chip.v_state[:, k + 1:k + 1 + T], readout_theta(model, ks), vth)
 
 
 def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, reset: str,
@@ -161,7 +181,7 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
 
 
 def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Chip, ref: RefResult,
-               chip_al: List[np.ndarray], target: str) -> None:
+               chip_al: List[np.ndarray], target: str, chip_v: Optional[np.ndarray] = None) -> None:
     """The run directory: spec.json, verify/*.npy, model.net (loihi2), model.nir, plots, report.json."""
     x = inp.x
     files = ["spec.json", "verify/inputs.npy", "verify/lava_output_spikes.npy",
@@ -171,6 +191,10 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
     atomic.save_npy(out / "verify" / "inputs.npy", np.asarray(x).astype(np.uint8 if binary else np.float32))
     atomic.save_npy(out / "verify" / "lava_output_spikes.npy", chip.layers[-1].astype(np.uint8))
     atomic.save_npy(out / "verify" / "float_output_spikes.npy", ref.output.astype(np.uint8))
+    if chip_v is not None:
+        atomic.save_npy(out / "verify" / "lava_output_voltage.npy", chip_v.astype(np.float32))
+        atomic.save_npy(out / "verify" / "float_output_voltage.npy", ref.output_voltage.astype(np.float32))
+        files += ["verify/lava_output_voltage.npy", "verify/float_output_voltage.npy"]
     if target == "loihi2":
         from snnhw.io.netx import write_netx
 
@@ -191,31 +215,65 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
     atomic.write_text(out / "report.json", json.dumps(atomic.to_jsonable(report), indent=2))
 
 
-def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: str = "zero",
+def _load(path, dt, source, repair, reset, target, log):
+    """(model, reset): the graph under its source's convention, repairs logged; the reset is the
+    argument, else the convention's; a graph without a chain form is refused for the chip mapping."""
+    model = load_model(path, dt=dt, source=source, repair=repair)
+    for r in model.repairs:
+        log(f"repaired {r}")
+    reset = model.convention.reset if reset is None else reset
+    if reset not in RESETS:
+        raise InputError(f"--reset must be zero or subtract, not '{reset}'")
+    if model.chain_error:
+        raise NIRFormatError(f"the {target} mapping needs a chain of populations: {model.chain_error} "
+                             f"(snnhw.nir_import.float_reference runs any such graph in float)")
+    return model, reset
+
+
+def _agreement(ref: RefResult, chip_al: List[np.ndarray], chip_v: Optional[np.ndarray]) -> Dict:
+    """Spike-count cosine / arg-max for spiking outputs; Pearson r / arg-max of the mean voltage for readouts."""
+    if chip_v is not None:
+        return voltage_agreement(chip_v, ref.output_voltage)
+    return dict(agreement(chip_al[-1].sum(axis=1), ref.output.sum(axis=1)), measure="spike counts")
+
+
+def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: Optional[str] = None,
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
                seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
+               source: Optional[str] = None, repair: bool = False,
                log: Optional[Callable[[str], None]] = None) -> Dict:
-    """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``)."""
+    """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``).
+
+    ``source``: the framework that wrote the file (``--from``), detected when None; it sets dt (unless
+    ``dt`` or the graph metadata does), the reset (unless ``reset`` is given) and the discretization.
+    ``repair``: fix known exporter bugs (:mod:`snnhw.io.nir.graph`), each repair logged on one line.
+    """
     log = log or (lambda msg: None)
     if target not in TARGETS:
         raise InputError(f"--target must be loihi2 or float, not '{target}'")
-    if reset not in RESETS:
+    if reset is not None and reset not in RESETS:
         raise InputError(f"--reset must be zero or subtract, not '{reset}'")
     max_exp = 0 if netx_compatible else EXP_MAX
-    model = load_model(path, dt=dt)
+    model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
     B, T = inp.x.shape[:2]
-    log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} s "
-        f"({model.dt_source}); {B} samples x {T} steps")
+    log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} "
+        f"({model.dt_source}); convention {model.convention.name} ({model.convention_source}); reset {reset}; "
+        f"{B} samples x {T} steps")
     ref = float_reference(model, inp.x, reset=reset)
-    chip = (_run_loihi2(model, inp, reset, compensate, max_exp, log) if target == "loihi2"
-            else _run_float(model, inp, reset))
+    cmodel = chip_model(model, [inp.x, inp.calib], reset)
+    chip = (_run_loihi2(cmodel, inp, reset, compensate, max_exp, log) if target == "loihi2"
+            else _run_float(cmodel, inp, reset))
     chip_al = aligned(chip.layers, T)
-    rc, cc = ref.output.sum(axis=1), chip_al[-1].sum(axis=1)
-    agree = agreement(cc, rc)
-    lossy, effects = _effects(model, inp, chip, rc, agree, target, reset, max_exp)
+    chip_v = _chip_voltage(cmodel, chip, T)
+    rc = ref.output.sum(axis=1)
+    agree = _agreement(ref, chip_al, chip_v)
+    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp)
     report = {
         "source": str(path), "target": target, "backend": chip.backend, "dt": model.dt, "dt_source": model.dt_source,
+        "convention": {"from": model.convention.name, "how": model.convention_source,
+                       "meaning": model.convention.note},
+        "repairs": list(model.repairs), "output": "voltage" if chip_v is not None else "spikes",
         "reset": reset, "inputs": inp.desc, "latency_steps": chip.latency,
         "nir_type_check": model.type_check_error or "passed",
         "spec_from": "snnhw metadata (bit-exact)" if chip.exact_meta else (
@@ -228,5 +286,5 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
                       f"inputs padded with {chip.latency} zero steps",
     }
     if out is not None:
-        _write_run(Path(out), report, model, inp, chip, ref, chip_al, target)
+        _write_run(Path(out), report, model, inp, chip, ref, chip_al, target, chip_v)
     return report

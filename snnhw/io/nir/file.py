@@ -20,7 +20,7 @@ from snnhw.io.nir.schema import NIRFormatError
 
 #: What ``nir.read`` raises on a file it cannot turn into nodes: h5py's OSError/KeyError, a node
 #: constructor's TypeError (missing/unexpected entry), ValueError/IndexError (bad values, nir's type check).
-NIR_READ_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, NotImplementedError)
+NIR_READ_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, NotImplementedError, AssertionError)
 #: What h5py raises while reading a damaged file's groups and datasets (ValueError: e.g. a float
 #: datatype whose stored precision fields are corrupt).
 H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError)
@@ -31,8 +31,13 @@ REQUIRED = {
     "Conv2d": ("input_shape", "weight", "stride", "padding", "dilation", "groups", "bias"),
     "SumPool2d": ("kernel_size", "stride", "padding"), "Flatten": (),
     "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold"), "LIF": ("tau", "r", "v_leak", "v_threshold"),
-    "IF": ("r", "v_threshold"), "NIRGraph": ("nodes", "edges"),
+    "IF": ("r", "v_threshold"), "NIRGraph": ("nodes", "edges"), "LI": ("tau", "r", "v_leak"),
+    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak"), "Threshold": ("threshold",), "Scale": ("scale",),
+    "Delay": ("delay",), "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Conv1d": ("weight", "stride", "padding", "dilation", "groups", "bias"),
 }
+#: Entries a known exporter bug leaves out and ``repair`` fills in (from the graph) instead of refusing.
+REPAIRABLE = {"Conv2d": ("input_shape",)}
 WEIGHT_NDIM = {"Affine": 2, "Linear": 2, "Conv2d": 4}
 
 
@@ -112,19 +117,22 @@ def _check_conv2d(name: str, d: Dict[str, Any]) -> None:
         raise NIRFormatError(f"node '{name}': Conv2d padding '{pad}' must be 'same', 'valid' or integers")
 
 
-def _check_node(name: str, t: str, d: Dict[str, Any]) -> None:
+def _check_node(name: str, t: str, d: Dict[str, Any], repair: bool) -> None:
     for key in REQUIRED.get(t, ()):
+        if key not in d and repair and key in REPAIRABLE.get(t, ()):
+            continue
         if key not in d:
             what = " (the (H, W) size of the input map, which nir needs)" if key == "input_shape" else ""
-            raise NIRFormatError(f"node '{name}': {t} has no '{key}' entry{what}")
+            fix = "; --repair sets it from the incoming map" if key in REPAIRABLE.get(t, ()) else ""
+            raise NIRFormatError(f"node '{name}': {t} has no '{key}' entry{what}{fix}")
     if t in WEIGHT_NDIM and np.ndim(d["weight"]) != WEIGHT_NDIM[t]:
         raise NIRFormatError(f"node '{name}': {t} weight must be {WEIGHT_NDIM[t]}-D, got shape "
                              f"{np.shape(d['weight'])}")
-    if t == "Conv2d":
+    if t == "Conv2d" and "input_shape" in d:
         _check_conv2d(name, d)
 
 
-def _check_graph(d: Dict[str, Any], prefix: str) -> None:
+def _check_graph(d: Dict[str, Any], prefix: str, repair: bool) -> None:
     where = f"subgraph '{prefix[:-1]}'" if prefix else "the top-level graph"
     for key in REQUIRED["NIRGraph"]:
         if key not in d:
@@ -139,12 +147,12 @@ def _check_graph(d: Dict[str, Any], prefix: str) -> None:
         if not _known_to_nir(t):
             raise NIRFormatError(f"node '{full}': unknown NIR node type '{t}'")
         if t == "NIRGraph":
-            _check_graph(nd, full + ".")
+            _check_graph(nd, full + ".", repair)
         else:
-            _check_node(full, t, nd)
+            _check_node(full, t, nd, repair)
 
 
-def check_entries(p: Path) -> None:
+def check_entries(p: Path, repair: bool = False) -> None:
     """Check the stored entries of ``p``'s nodes (module docstring); one-line :class:`NIRFormatError`."""
     raw = _raw_tree(p)
     if raw is None:
@@ -152,7 +160,7 @@ def check_entries(p: Path) -> None:
     t = _type_name(raw, f"{p}: the top-level node")
     if t != "NIRGraph":
         raise NIRFormatError(f"{p}: the top-level node is a {t}, not a NIRGraph")
-    _check_graph(raw, "")
+    _check_graph(raw, "", repair)
 
 
 def _nir_read(p: Path, type_check: bool):
@@ -163,15 +171,17 @@ def _nir_read(p: Path, type_check: bool):
         return nir.read(str(p), type_check=type_check)
 
 
-def read_graph(path) -> Tuple[Any, Optional[str]]:
+def read_graph(path, repair: bool = False) -> Tuple[Any, Optional[str]]:
     """``nir.read(path)`` with one-line errors for missing, non-HDF5, truncated or invalid files.
 
     Returns (graph, type_check_error): nir's type check is strict about files older tools wrote
     (e.g. Output shape [1, 1, 1] for [1]), so a file that fails it is read without it, its message
-    returned, and snnhw's own checks (shapes, types, structure) decide.
+    returned, and snnhw's own checks (shapes, types, structure) decide. This is also how scalar-shaped
+    neuron parameters (Sinabs, Rockpool) are read: nir's type check refuses shape [] against the
+    population's [N]; snnhw expands them. ``repair``: entries in :data:`REPAIRABLE` may be absent.
     """
     p = _check_path(path)
-    check_entries(p)
+    check_entries(p, repair)
     try:
         return _nir_read(p, True), None
     except NIR_READ_ERRORS as e:
