@@ -100,9 +100,16 @@ def test_unknown_node_type(tmp_path, capsys):
 
 def test_unsupported_known_node_type(tmp_path, capsys):
     g = _base_graph()
-    g.nodes["delay"] = nir.Delay(delay=np.ones(2))
+    g.nodes["integ"] = nir.I(r=np.ones(2))
+    g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "integ"), ("integ", "output")]
+    _import_graph_fails(g, tmp_path / "d.nir", capsys, "unsupported node type I (node 'integ')")
+
+
+def test_linear_node_feeding_the_output_is_refused(tmp_path, capsys):
+    g = _base_graph()
+    g.nodes["delay"] = nir.Delay(delay=np.full(2, 2e-4))
     g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "delay"), ("delay", "output")]
-    _import_graph_fails(g, tmp_path / "d.nir", capsys, "unsupported node type Delay (node 'delay')")
+    _import_graph_fails(g, tmp_path / "d.nir", capsys, "synapse node 'delay' feeds the Output directly")
 
 
 def test_mismatched_shapes(tmp_path, capsys):
@@ -132,11 +139,17 @@ def test_cycle_without_input(tmp_path, capsys):
     _import_graph_fails(g, tmp_path / "c.nir", capsys, "the graph needs exactly one Input node, found 0")
 
 
-def test_branching_graph_is_refused(tmp_path, capsys):
+def test_skip_connection_is_refused_by_the_chip_mapping(tmp_path, capsys):
+    """Input -> fc -> lif -> fc2 -> lif2 plus the skip Input -> skip -> lif2: the float reference runs it
+    (tests/test_nir_graphs.py); the chip mapping names the population and the skip."""
     g = _base_graph()
-    g.nodes["fc2"] = nir.Linear(weight=np.ones((2, 3), dtype=np.float32))
-    g.edges = g.edges + [("input", "fc2"), ("fc2", "lif")]
-    _import_graph_fails(g, tmp_path / "b.nir", capsys, "node 'input' has 2 successors", "branches")
+    g.nodes["fc2"] = nir.Linear(weight=np.ones((2, 2), dtype=np.float32))
+    g.nodes["skip"] = nir.Linear(weight=np.ones((2, 3), dtype=np.float32))
+    g.nodes["lif2"] = g.nodes["lif"]
+    g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "lif2"), ("input", "skip"), ("skip", "lif2"),
+               ("lif2", "output")]
+    _import_graph_fails(g, tmp_path / "b.nir", capsys, "the float mapping needs a chain of populations: population "
+                                                      "'lif2' receives input from 'input', 'lif', not only from 'lif'")
 
 
 def _cnn_graph():
@@ -165,8 +178,11 @@ def test_conv2d_without_input_shape(tmp_path, capsys):
     with h5py.File(p, "r+") as f:
         del f["node/nodes/conv1/input_shape"]
     rc, err = _cli(_import(p), capsys)
-    _assert_one_line_error(rc, err, "node 'conv1': Conv2d has no 'input_shape' entry")
+    _assert_one_line_error(rc, err, "node 'conv1': Conv2d has no 'input_shape' entry", "--repair sets it")
     assert "TypeError" not in err
+    rc, err = _cli(_import(p) + ["--repair"], capsys)
+    assert rc == 0, err
+    assert "repaired node 'conv1': Conv2d input_shape was missing, set to (8, 8) from the incoming map" in err
 
 
 def test_node_without_type_and_bad_weight(tmp_path, capsys):

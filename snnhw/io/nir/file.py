@@ -8,9 +8,11 @@ fault; what nir still rejects after that is reported as "cannot read NIR file" w
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -117,9 +119,10 @@ def _check_conv2d(name: str, d: Dict[str, Any]) -> None:
         raise NIRFormatError(f"node '{name}': Conv2d padding '{pad}' must be 'same', 'valid' or integers")
 
 
-def _check_node(name: str, t: str, d: Dict[str, Any], repair: bool) -> None:
+def _check_node(name: str, t: str, d: Dict[str, Any], repair: bool, missing: List[str]) -> None:
     for key in REQUIRED.get(t, ()):
         if key not in d and repair and key in REPAIRABLE.get(t, ()):
+            missing.append(name)
             continue
         if key not in d:
             what = " (the (H, W) size of the input map, which nir needs)" if key == "input_shape" else ""
@@ -132,7 +135,7 @@ def _check_node(name: str, t: str, d: Dict[str, Any], repair: bool) -> None:
         _check_conv2d(name, d)
 
 
-def _check_graph(d: Dict[str, Any], prefix: str, repair: bool) -> None:
+def _check_graph(d: Dict[str, Any], prefix: str, repair: bool, missing: List[str]) -> None:
     where = f"subgraph '{prefix[:-1]}'" if prefix else "the top-level graph"
     for key in REQUIRED["NIRGraph"]:
         if key not in d:
@@ -147,20 +150,40 @@ def _check_graph(d: Dict[str, Any], prefix: str, repair: bool) -> None:
         if not _known_to_nir(t):
             raise NIRFormatError(f"node '{full}': unknown NIR node type '{t}'")
         if t == "NIRGraph":
-            _check_graph(nd, full + ".", repair)
+            _check_graph(nd, full + ".", repair, missing)
         else:
-            _check_node(full, t, nd, repair)
+            _check_node(full, t, nd, repair, missing)
 
 
-def check_entries(p: Path, repair: bool = False) -> None:
-    """Check the stored entries of ``p``'s nodes (module docstring); one-line :class:`NIRFormatError`."""
+def check_entries(p: Path, repair: bool = False) -> List[str]:
+    """Check the stored entries of ``p``'s nodes (module docstring); one-line :class:`NIRFormatError`.
+    Returns the Conv2d nodes without ``input_shape`` (only with ``repair``; otherwise they are refused)."""
     raw = _raw_tree(p)
     if raw is None:
         raise NIRFormatError(f"{p} has no 'node' group: not a NIR file")
     t = _type_name(raw, f"{p}: the top-level node")
     if t != "NIRGraph":
         raise NIRFormatError(f"{p}: the top-level node is a {t}, not a NIRGraph")
-    _check_graph(raw, "", repair)
+    missing: List[str] = []
+    _check_graph(raw, "", repair, missing)
+    return missing
+
+
+def _placeholder_input_shapes(q: Path, names: List[str]) -> None:
+    import h5py
+
+    with h5py.File(q, "r+") as f:
+        for name in names:
+            f["node/" + "/".join(f"nodes/{part}" for part in name.split("."))]["input_shape"] = np.array([1, 1])
+
+
+def _node_at(graph, name: str):
+    if name in graph.nodes:
+        return graph.nodes[name]
+    node = graph
+    for part in name.split("."):
+        node = node.nodes[part]
+    return node
 
 
 def _nir_read(p: Path, type_check: bool):
@@ -181,7 +204,16 @@ def read_graph(path, repair: bool = False) -> Tuple[Any, Optional[str]]:
     population's [N]; snnhw expands them. ``repair``: entries in :data:`REPAIRABLE` may be absent.
     """
     p = _check_path(path)
-    check_entries(p, repair)
+    missing = check_entries(p, repair)
+    if missing:  # nir cannot build a Conv2d without input_shape: read a copy with a placeholder, then unset it
+        with tempfile.TemporaryDirectory(prefix="snnhw-repair-") as tmp:
+            q = Path(tmp) / p.name
+            shutil.copyfile(p, q)
+            _placeholder_input_shapes(q, missing)
+            graph, err = read_graph(q)
+        for name in missing:
+            _node_at(graph, name).input_shape = None
+        return graph, err
     try:
         return _nir_read(p, True), None
     except NIR_READ_ERRORS as e:
