@@ -187,11 +187,22 @@ def _node_at(graph, name: str):
 
 
 def _nir_read(p: Path, type_check: bool):
+    """``nir.read``; with ``type_check=False`` also for nested subgraphs, which nir 1.0.8 builds with its
+    type check on whatever the argument (so a subgraph with a wrong Input shape could not be read at all;
+    snnhw's own checks name the node instead)."""
     import nir
 
+    init = nir.NIRGraph.__init__
+    defaults = init.__defaults__  # (metadata, type_check) in nir 1.0.8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nir.read(str(p), type_check=type_check)
+        if type_check or not defaults or defaults[-1] is not True:
+            return nir.read(str(p), type_check=type_check)
+        init.__defaults__ = defaults[:-1] + (False,)
+        try:
+            return nir.read(str(p), type_check=False)
+        finally:
+            init.__defaults__ = defaults
 
 
 def read_graph(path, repair: bool = False) -> Tuple[Any, Optional[str]]:
