@@ -74,12 +74,51 @@ def test_dag_with_fan_in_and_skip_matches_numpy():
     assert ref.output.sum() > 10
 
 
-def test_dag_refused_by_chip_mapping_with_one_line(tmp_path):
+def _dag_with_delay_and_recurrence():
+    """_dag plus a recurrent Linear on lif1 and a 2-step Delay on the skip path."""
     g, _ = _dag()
+    g.nodes["rec"] = nir.Linear(weight=np.random.default_rng(8).normal(0, 0.5, (5, 5)))
+    g.nodes["dly"] = nir.Delay(delay=np.full(3, 2e-4))
+    g.edges = [e for e in g.edges if e != ("c", "lif2")] + [("lif1", "rec"), ("rec", "lif1"), ("c", "dly"),
+                                                            ("dly", "lif2")]
+    return g
+
+
+def test_dag_runs_on_the_chip_mapping_with_synaptic_delays(tmp_path):
+    """Not a chain: every population gets one synapse per source; the skip synapse waits 1 step (the
+    path lengths differ by one Dense) + 2 steps (the Delay node) on Loihi 2's synaptic delay."""
+    from snnhw.nir_import.dag import dag_spec
+
+    g = _dag_with_delay_and_recurrence()
+    model = graph_to_model(g, source="nir")
+    x = _spikes(np.random.default_rng(9), 4, 40, 4)
+    spec = dag_spec(model, x, reset="zero", quantized=True)
+    assert [(s.src, s.delay) for s in spec.pops[1].syns] == [(-1, 3), (0, 0)]
+    assert spec.pops[0].weight_rec is not None and [p.depth for p in spec.pops] == [1, 2]
     nir.write(tmp_path / "dag.nir", g)
-    with pytest.raises(NIRFormatError, match="loihi2 mapping needs a chain of populations: population 'lif2' "
-                                             "receives input from 'input', 'lif1'"):
-        import_nir(tmp_path / "dag.nir", samples=1, steps=5)
+    rep = import_nir(tmp_path / "dag.nir", target="float", source="nir", inputs=x, out=tmp_path / "f")
+    assert rep["mapping"]["why"].startswith("population 'lif2' receives input from 'input', 'lif1'")
+    assert rep["agreement"]["output_cosine"] > 0.95 and rep["spec_from"] == "graph mapping"
+    assert rep["model_nir"].startswith("not written")
+
+
+@pytest.mark.skipif(not lava_runtime.lava_available(), reason="needs lava-nc (Python 3.10 lane)")
+def test_dag_on_lava_equals_core_bit_for_bit():
+    """Differential: two Dense/DelayDense processes into one LIF a_in (fan-in, skip with synaptic delay) and
+    a recurrent Dense, on Lava fixed_pt, equal snnhw's core spike for spike and v for v."""
+    from snnhw.nir_import.dag import dag_spec, run_dag_lava, simulate_dag
+
+    model = graph_to_model(_dag_with_delay_and_recurrence(), source="nir")
+    x = _spikes(np.random.default_rng(10), 3, 30, 4)
+    spec = dag_spec(model, x, reset="zero", quantized=True)
+    xp = np.concatenate([x, np.zeros((3, 2, 4))], axis=1)
+    core_s, core_v = simulate_dag(spec, xp)
+    lava_s, lava_v = run_dag_lava(spec, xp)
+    for a, b in zip(core_s + core_v, lava_s + lava_v):
+        np.testing.assert_array_equal(a, b)
+    assert all(s.sum() > 0 for s in core_s)
+    ref = float_reference(model, x)
+    assert cosine(core_s[1][:, 2:32].sum(1), ref.output.sum(1)) > 0.95
 
 
 def test_nested_subgraph_and_affine_chain_compose():

@@ -56,6 +56,21 @@ def chip_model(model: NirModel, inputs: List[np.ndarray], reset: str) -> NirMode
     return out
 
 
+def readout_thetas(model: NirModel, inputs: List[np.ndarray], reset: str) -> dict:
+    """{population: chip threshold} for every readout population of ``model``'s graph (module docstring)."""
+    g = model.graph
+    ks = [k for k, p in enumerate(g.populations) if not g.neurons[p].spiking]
+    if not ks:
+        return {}
+    refs = [float_reference(model, x, reset=reset, record=True) for x in inputs]
+    out = {}
+    for k in ks:
+        vmax = max(float(np.abs(r.traces[k][1]).max()) if r.traces[k][1].size else 0.0 for r in refs)
+        pop = g.populations[k]
+        out[pop] = np.full(g.neurons[pop].n, READOUT_MARGIN * max(vmax, 1e-12))
+    return out
+
+
 def voltage_nir(v_state: np.ndarray, theta_chip: float, vth_mant: float) -> np.ndarray:
     """The chip's v (state units) in NIR units (module docstring)."""
     return np.asarray(v_state, dtype=np.float64) / float(1 << loihi.ACT_SHIFT) * theta_chip / float(vth_mant)

@@ -157,4 +157,6 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
             values[pop] = out.reshape((B, T) + tuple(g.shapes[pop]))
             if pop == g.output and not nd.spiking:
                 vout = run.v.numpy()
-    return RefResult(spikes[-1], spikes, traces, vout)
+    pops = g.populations[:len(spikes)]
+    out_k = pops.index(g.output) if g.output in pops else len(spikes) - 1
+    return RefResult(spikes[out_k], spikes, traces, vout)
