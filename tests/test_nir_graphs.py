@@ -347,3 +347,25 @@ def test_readout_lif_that_cannot_fire_reads_v_back_like_the_core():
     core = simulate(spec, xp, record=True)
     np.testing.assert_array_equal(lava.traces[-1][1], core.traces[-1].v.numpy())
     assert lava.output.sum() == 0 and np.abs(lava.traces[-1][1]).max() > 0
+
+
+def test_broadcastable_parameters_expand_to_the_population():
+    """One threshold per channel ([C, 1, 1]) on a (C, H, W) population, a scalar r: expanded, channel-major."""
+    g = _cnn_graph()
+    g.nodes["if1"] = nir.IF(r=np.ones((3, 1, 1)), v_threshold=np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1))
+    g.nodes["if1"].r = np.array(1.0)  # nir's constructor wants equal shapes; a reader may still meet this
+    model = graph_to_model(g, source="nir", dt=1.0)
+    nd = model.graph.neurons["if1"]
+    np.testing.assert_array_equal(nd.theta, np.repeat([1.0, 2.0, 3.0], 64))
+    np.testing.assert_array_equal(nd.g_mem, np.ones(3 * 64))
+
+
+def test_cli_from_sinabs_prints_the_voltage_agreement(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", _peer_input("sinabs_mlp_li")[:2, :20].astype(np.uint8))
+    rc = main(["import-nir", str(PEERS / "sinabs_mlp_li.nir"), "--target", "float", "--from", "sinabs",
+               "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "convention sinabs (--from); reset subtract" in cap.err
+    assert "output voltage Pearson r" in cap.out
+    assert np.load(tmp_path / "run" / "verify" / "lava_output_voltage.npy").shape == (2, 20, 5)
