@@ -24,7 +24,7 @@ from snnhw.nir_import.dag import DagSpec, dag_spec, run_dag_lava, simulate_dag
 from snnhw.nir_import.readout import chip_model, readout_theta, readout_thetas, run_with_voltage, voltage_nir
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
-from snnhw.nir_import.reference import RESETS, RefResult, float_reference
+from snnhw.nir_import.reference import RESETS, RefResult, float_reference, one_thread
 from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
@@ -174,15 +174,36 @@ def _chip_voltage(model: NirModel, chip: _Chip, T: int) -> Optional[np.ndarray]:
     return voltage_nir(chip.v_state[:, k + 1:k + 1 + T], readout_theta(model, ks), vth)
 
 
+def _uncompensated_voltage(model: NirModel, unc_spec, maps, xp, T: int) -> np.ndarray:
+    """The output readout's v (NIR units, latency removed) of the uncompensated spec on the exact core."""
+    from snnhw.core.network import simulate
+
+    with one_thread():
+        r = simulate(unc_spec, xp, record=True)
+    k = len(r.traces)
+    return voltage_nir(r.traces[-1].v.numpy()[:, k:k + T], readout_theta(model, None), maps[-1].vth_mant)
+
+
 def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, reset: str,
                       max_exp: int) -> Dict:
-    """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation)."""
+    """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation);
+    for a readout output, on its voltage (:func:`voltage_agreement`)."""
     zero_ref = float_reference(model, inp.x, reset="zero")
-    eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
+    volt = model.output_voltage
+    if volt:
+        ref_v = float_reference(model, inp.x, reset=reset).output_voltage
+        eff = {"float_zero_reset_vs_subtract_reference": voltage_agreement(zero_ref.output_voltage, ref_v)}
+    else:
+        eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
     if chip.compensation is not None:
-        unc_spec, _ = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
-        unc = aligned(run_twin(unc_spec, chip.xp), inp.x.shape[1])
-        eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
+        unc_spec, unc_maps = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
+        T = inp.x.shape[1]
+        if volt:
+            unc_v = _uncompensated_voltage(model, unc_spec, unc_maps, chip.xp, T)
+            eff["chip_without_compensation_vs_reference"] = voltage_agreement(unc_v, ref_v)
+        else:
+            unc = aligned(run_twin(unc_spec, chip.xp), T)
+            eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
         eff["chip_without_compensation_backend"] = "snnhw-exact-core (bit-exact with Lava fixed_pt)"
         eff["chip_with_compensation_vs_reference"] = dict(agree)
     return eff
