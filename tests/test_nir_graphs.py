@@ -369,3 +369,16 @@ def test_cli_from_sinabs_prints_the_voltage_agreement(tmp_path, capsys):
     assert "convention sinabs (--from); reset subtract" in cap.err
     assert "output voltage Pearson r" in cap.out
     assert np.load(tmp_path / "run" / "verify" / "lava_output_voltage.npy").shape == (2, 20, 5)
+
+
+def test_threshold_population_on_the_chip(tmp_path):
+    """Threshold (memoryless) maps to a LIF with i_decay = v_decay = 4096: on the chip (Lava when
+    installed, else the exact core) it follows the reference one step later."""
+    rng = np.random.default_rng(11)
+    g = _one_pop({"fc": nir.Linear(weight=rng.normal(0.4, 0.5, (6, 6)))}, [("input", "fc"), ("fc", "pop")], 6,
+                 nir.Threshold(threshold=np.full(6, 0.5)), 6)
+    nir.write(tmp_path / "thr.nir", g)
+    x = _spikes(rng, 3, 30, 6)
+    rep = import_nir(tmp_path / "thr.nir", source="nir", inputs=x, out=tmp_path / "run")
+    assert rep["quantization"][0]["i_decay"] == 4096 and rep["quantization"][0]["v_decay"] == 4096
+    assert rep["agreement"]["output_cosine"] > 0.97
