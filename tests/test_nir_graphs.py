@@ -382,3 +382,27 @@ def test_threshold_population_on_the_chip(tmp_path):
     rep = import_nir(tmp_path / "thr.nir", source="nir", inputs=x, out=tmp_path / "run")
     assert rep["quantization"][0]["i_decay"] == 4096 and rep["quantization"][0]["v_decay"] == 4096
     assert rep["agreement"]["output_cosine"] > 0.97
+
+
+@pytest.mark.parametrize("name, source, dt, reset", [
+    ("snntorch_mlp", "snntorch", 1e-4, "subtract-undecayed"),
+    ("norse_mlp", "norse", 1e-6, "zero"),
+    ("rockpool_lif", "rockpool", 1e-3, "subtract")])
+def test_peer_graphs_float_reference_equals_the_peer(name, source, dt, reset):
+    """Each peer's own export, detected (Rockpool's batch-axis Input repaired), read under the peer's
+    convention, reproduces the peer's own simulation spike for spike."""
+    model = load_model(PEERS / f"{name}.nir", repair=True)
+    assert model.convention.name == source and model.convention.reset == reset
+    assert model.dt == pytest.approx(dt, rel=1e-6)
+    x = _peer_input(name)
+    ref = float_reference(model, x, reset=reset)
+    np.testing.assert_array_equal(ref.output, np.load(PEERS / f"{name}_spikes.npy").reshape(ref.output.shape))
+
+
+def test_batch_axis_input_refused_or_repaired():
+    with pytest.raises(NIRFormatError, match=r"Input node 'input' has shape \(1, 12\): a leading batch axis "
+                                             r"\(Rockpool's exporter keeps it\) before an Affine/Linear node; "
+                                             r"--repair drops it"):
+        load_model(PEERS / "rockpool_lif.nir")
+    m = load_model(PEERS / "rockpool_lif.nir", repair=True)
+    assert m.repairs == ["node 'input': Input shape (1, 12) has a leading batch axis, using (12,)"]

@@ -25,9 +25,10 @@ def add_arguments(parser) -> None:
                         help="loihi2: quantize and run on Lava fixed_pt (default); float: the float twin")
     parser.add_argument("--dt", type=float, default=None,
                         help="time step in seconds (default: graph metadata 'dt', else 1e-4)")
-    parser.add_argument("--reset", choices=("zero", "subtract"), default=None,
-                        help="reset the graph means (NIR stores none): zero = v_reset, subtract (default: the "
-                             "source framework's, see --from)")
+    parser.add_argument("--reset", choices=("zero", "subtract", "subtract-undecayed"), default=None,
+                        help="reset the graph means (NIR stores none): zero = v_reset; subtract = theta off at "
+                             "the spike step; subtract-undecayed = theta off the next update (snnTorch) "
+                             "(default: the source framework's, see --from)")
     parser.add_argument("--from", dest="source", choices=SOURCES, default=None,
                         help="the framework that wrote the file; sets dt, reset and discretization (default: "
                              "detected from the file, else nir; docs/nir.md)")

@@ -87,7 +87,7 @@ def _padded(x: np.ndarray, steps: int) -> np.ndarray:
 def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_exp: int):
     """(spec, maps, compensation record or None) by hardware-aware calibration."""
     theta_scale, comp = None, None
-    if reset == "subtract" and compensate:
+    if reset.startswith("subtract") and compensate:
         theta_scale, kc = compensate_subtract(model, calib)
         comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
                 "float_count_cosine_per_layer": kc}
@@ -122,7 +122,7 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
 
 def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
     """The float twin's spec run on snnhw's float simulation (Loihi timing)."""
-    spec = float_spec(model, reset=reset)
+    spec = float_spec(model, reset="subtract" if reset == "subtract-undecayed" else reset)
     L = latency(spec)
     xp = _padded(inp.x, L)
     if model.output_voltage:
@@ -228,10 +228,12 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
     """(lossy notes, measured effects) of what the chip cannot do exactly."""
     lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes]
     effects: Dict[str, Dict] = {}
-    if reset == "subtract" and target == "loihi2":
+    if reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
         effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp)
-    if reset == "subtract" and chip.dag is not None:
+    if reset == "subtract-undecayed" and target == "float" and chip.dag is None:
+        lossy.append("float twin: snnTorch's subtract-undecayed reset run as subtract (theta off at the spike step)")
+    if reset.startswith("subtract") and chip.dag is not None:
         lossy.append("graph mapping: no subtract-reset compensation (thresholds as in the graph)")
     if any(np.ptp(nd.alpha) > 1e-9 or np.ptp(nd.beta) > 1e-9 for nd in model.graph.neurons.values()):
         shared = float_reference(model, inp.x, reset=reset, shared_decay=True)
@@ -288,7 +290,7 @@ def _load(path, dt, source, repair, reset, target, log):
         log(f"repaired {r}")
     reset = model.convention.reset if reset is None else reset
     if reset not in RESETS:
-        raise InputError(f"--reset must be zero or subtract, not '{reset}'")
+        raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
     if model.chain_error:
         log(f"not a chain ({model.chain_error}): mapped as a graph of populations (snnhw.nir_import.dag)")
     return model, reset
@@ -316,7 +318,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     if target not in TARGETS:
         raise InputError(f"--target must be loihi2 or float, not '{target}'")
     if reset is not None and reset not in RESETS:
-        raise InputError(f"--reset must be zero or subtract, not '{reset}'")
+        raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
     max_exp = 0 if netx_compatible else EXP_MAX
     model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)

@@ -9,6 +9,7 @@ Scale/Flatten/Delay nodes), for all steps at once and in the same step (NIR has 
     I[t] = alpha I[t-1] + g_syn a[t]             (gain = g_syn)
     v[t] = beta v[t-1] + g_mem I[t] + leak       (v_gain = g_mem, bias = leak)
     s[t] = v[t] > theta;  "zero": v <- v_reset,  "subtract": v <- v - theta
+    ("subtract-undecayed", snnTorch's: v[t+1] = beta v[t] + g_mem I[t+1] + leak - theta s[t])
 
 Recurrent edges act with the previous step's spikes (``a[t] + s[t-1] W_rec^T + b_rec``). A readout
 (LI/CubaLI) never fires; its voltage is its output.
@@ -29,7 +30,7 @@ from snnhw.io.nir.chain import linear_input, recurrent, subdag
 from snnhw.io.nir.euler import NeuronDyn
 from snnhw.io.nir.model import FlatGraph
 
-RESETS = ("zero", "subtract")
+RESETS = ("zero", "subtract", "subtract-undecayed")  # core/neuron.py's conventions
 NEVER = 1e300  # the threshold of a non-spiking readout (finite, so that a subtract reset stays v - 0)
 
 
@@ -124,7 +125,8 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
                     upto: Optional[int] = None) -> RefResult:
     """Simulate ``model`` in float64 with NIR semantics (module docstring) on inputs ``x`` [B, T, n_in].
 
-    ``reset``: "zero" (what NIR says) or "subtract" (what snnTorch/Sinabs/Spyx-trained graphs mean).
+    ``reset``: "zero" (what NIR says), "subtract" (Sinabs, Spyx, Rockpool: theta comes off at the spike
+    step) or "subtract-undecayed" (snnTorch's subtract: theta comes off the next update, after the decay).
     ``synapse_delay``: extra steps each population's input waits (0 = NIR; 1 = Loihi's Dense pipeline;
     constant biases are present from step 0 either way).
     ``theta_scale``: optional per-population threshold multipliers (used by the compensation).
@@ -132,7 +134,7 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
     ``upto``: stop after this many populations (topological order).
     """
     if reset not in RESETS:
-        raise InputError(f"reset must be 'zero' or 'subtract', not '{reset}'")
+        raise InputError(f"reset must be one of {', '.join(RESETS)}, not '{reset}'")
     g = model.graph
     s = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     if s.ndim != 3 or s.shape[2] != model.n_in:

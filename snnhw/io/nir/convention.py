@@ -8,7 +8,8 @@ the gap its own way (/work/shared/reference/nir_and_peers.md §1.3, §2.1, and e
 was used and why is recorded in the report (``convention``).
 
 Per step, with ``x = dt/tau`` of a population, the voltage decays by ``beta`` and the input enters
-with gain ``g`` (likewise ``alpha``/``g_syn`` for the current of CubaLIF/CubaLI):
+with gain ``g`` (likewise ``alpha``/``g_syn`` for the current of CubaLIF/CubaLI; a rule
+``(decay, current gain, voltage gain)`` sets the two gains separately):
 
 ============  ===============================  ====================================================
 decay         ``beta``                         used by
@@ -24,7 +25,9 @@ nir           ``x * r``                        the NIR equations under forward E
 exp           ``(1 - exp(-x)) * r``            Sinabs LIF (``norm_input=True``, its default)
 unit          ``r``                            Sinabs ExpLeak/LI (``norm_input=False``, its default)
 one           ``1``                            Spyx (its LIF is ``V = beta V + x``; it exports
-                                               ``r = beta`` and ignores ``r`` on import)
+                                               ``r = beta`` and ignores ``r`` on import); Norse's and
+                                               Rockpool's current into v
+decay         ``exp(-x) * w_in``               Rockpool's current (input added before the decay)
 ============  ===============================  ====================================================
 """
 from __future__ import annotations
@@ -55,11 +58,16 @@ class Convention:
 CONVENTIONS: Dict[str, Convention] = {
     "nir": Convention("nir", None, "zero", note="NIR's equations, forward Euler; dt from the graph metadata, "
                                                 "else 1e-4 s; reset to v_reset"),
-    "snntorch": Convention("snntorch", 1e-4, "subtract",
+    "snntorch": Convention("snntorch", 1e-4, "subtract-undecayed",
                            note="snnTorch fixes dt = 1e-4 s and writes v_reset = 0 whatever its reset_mechanism; "
-                                "its default (Leaky/Synaptic) is 'subtract'"),
-    "norse": Convention("norse", 1e-3, "zero", note="norse.torch.from_nir's default dt = 1e-3 s; Norse resets to "
-                                                    "v_reset"),
+                                "its default (Leaky/Synaptic) is 'subtract', which takes theta off the next "
+                                "update after the decay (snnhw's 'subtract-undecayed')"),
+    "norse": Convention("norse", None, "zero",
+                        rules={"CubaLIF": ("euler", "one", "nir"), "CubaLI": ("euler", "one", "nir")},
+                        note="Norse's LIFCell adds its input to the current with gain 1 (w_in = 1 written, not "
+                             "dt*w_in/tau_syn) and resets to v_reset; dt = 1e-3 s (its default), except that "
+                             "Norse 1.1.0's to_nir writes tau = dt*tau (tau < 1e-3 s in the file): such a "
+                             "file is read at dt = 1e-6 s, which gives Norse's own factors dt/tau"),
     "sinabs": Convention("sinabs", 1.0, "subtract",
                          rules={"LIF": ("exp", "exp"), "CubaLIF": ("exp", "exp"), "LI": ("exp", "unit"),
                                 "CubaLI": ("exp", "unit")},
@@ -67,11 +75,12 @@ CONVENTIONS: Dict[str, Convention] = {
                               "threshold (MembraneSubtract); alpha = exp(-1/tau); LIF input gain 1 - alpha "
                               "(norm_input=True), ExpLeak/LI gain 1 (norm_input=False)"),
     "rockpool": Convention("rockpool", None, "subtract",
-                           rules={"LIF": ("exp", "nir"), "CubaLIF": ("exp", "nir"), "LI": ("exp", "nir"),
-                                  "CubaLI": ("exp", "nir")},
-                           note="Rockpool writes r = tau*exp(-dt/tau)/dt (so dt*r/tau is its decay factor) and "
-                                "stores no dt: dt is solved from r and tau; decays exp(-dt/tau); LIFTorch "
-                                "subtracts the threshold at a spike"),
+                           rules={"CubaLIF": ("exp", "decay", "one"), "LIF": ("exp", "nir"), "LI": ("exp", "nir"),
+                                  "CubaLI": ("exp", "decay", "one")},
+                           note="Rockpool writes r = tau*exp(-dt/tau)/dt and stores no dt: dt is solved from r and "
+                                "tau; LIFTorch adds its input to the current before the decay "
+                                "(I = exp(-dt/tau_syn) (I + x)), adds I to v with gain 1 (v = exp(-dt/tau_mem) v + I) "
+                                "and subtracts the threshold at a spike"),
     "spyx": Convention("spyx", 1.0, "subtract",
                        rules={"LIF": ("euler", "one"), "CubaLIF": ("euler", "one"), "IF": ("euler", "one"),
                               "LI": ("euler", "one"), "CubaLI": ("euler", "one")},
@@ -135,6 +144,11 @@ def _pattern(nodes: Dict[str, Any]) -> Optional[Tuple[str, str]]:
             return "spyx", "r = 1 - 1/tau (Spyx writes r = beta with dt = 1)"
         if len(leaky) >= 2 and rockpool_dt(nodes) is not None and not all(np.allclose(r, 1.0) for r in rs):
             return "rockpool", "r = tau*exp(-dt/tau)/dt with one dt on every leaky node (Rockpool's export)"
+    cubas = [n for n in leaky if type(n).__name__ == "CubaLIF"]
+    if cubas and len(cubas) == len(leaky) and all(
+            _vals(n, "r") is not None and np.allclose(_vals(n, "r"), 1.0) and _vals(n, "w_in") is not None
+            and np.allclose(_vals(n, "w_in"), 1.0) and np.all(_vals(n, "tau_mem") < 1) for n in cubas):
+        return "norse", "CubaLIF nodes with r = 1 and w_in = 1, tau in seconds (Norse's export)"
     if "IF" in types and not leaky:
         ifs = [n for n in nodes.values() if type(n).__name__ == "IF"]
         if all(_vals(n, "r") is not None and np.allclose(_vals(n, "r"), 1.0) for n in ifs) and \
@@ -151,3 +165,18 @@ def detect(nodes: Dict[str, Any], gmeta: Dict[str, Any]) -> Tuple[str, str]:
     if found is not None:
         return found
     return "nir", "no exporter pattern recognised: NIR's own convention (--from names the source)"
+
+
+NORSE_DT = 1e-3  # [s] norse.torch.from_nir's default
+NORSE_BUGGY_DT = 1e-6  # [s] the dt at which Norse 1.1.0's tau = dt*tau files give Norse's own factors
+
+
+def norse_dt(nodes: Dict[str, Any]) -> Tuple[float, str]:
+    """(dt, why) for a Norse file: 1e-3 s, or 1e-6 s when its time constants are below 1e-3 s (module docstring)."""
+    taus = [_vals(n, p) for n in nodes.values() for p in ("tau", "tau_mem", "tau_syn")
+            if type(n).__name__ in ("LIF", "LI", "CubaLIF", "CubaLI")]
+    taus = [t for t in taus if t is not None]
+    if taus and min(float(t.min()) for t in taus) < NORSE_DT:
+        return NORSE_BUGGY_DT, ("Norse 1.1.0 writes tau = dt*tau (taus below Norse's dt = 1e-3 s): read at "
+                                "dt = 1e-6 s")
+    return NORSE_DT, "norse convention (from_nir's default)"

@@ -133,6 +133,8 @@ def _factors(p: "_Node", tau: np.ndarray, what: str, gain_x: np.ndarray, rule: T
         g = np.asarray(gain_x, dtype=np.float64)
     elif gain == "one":
         g = np.ones_like(f)
+    elif gain == "decay":  # the input added before the decay (Rockpool's current: I = f (I + x))
+        g = f * gain_x
     else:
         g = _gain(gain_x, tau, p.dt)
     return f, g, 1 - f
@@ -155,13 +157,15 @@ def neuron_dyn(node, name: str, n: int, dt: float, rule: Tuple[str, str] = ("eul
     r = p.full("r")
     if t in ("CubaLIF", "CubaLI"):
         tau_syn, tau_mem = p.full("tau_syn"), p.full("tau_mem")
-        alpha, g_syn, _ = _factors(p, tau_syn, "tau_syn", p.optional("w_in", 1.0), rule)
-        beta, g_mem, km = _factors(p, tau_mem, "tau_mem", r, rule)
+        syn_rule = (rule[0], rule[1])  # (decay, current gain[, voltage gain])
+        mem_rule = (rule[0], rule[2] if len(rule) > 2 else rule[1])
+        alpha, g_syn, _ = _factors(p, tau_syn, "tau_syn", p.optional("w_in", 1.0), syn_rule)
+        beta, g_mem, km = _factors(p, tau_mem, "tau_mem", r, mem_rule)
         return NeuronDyn(alpha=alpha, beta=beta, g_syn=g_syn, g_mem=g_mem, leak=km * p.full("v_leak"), theta=theta,
                          v_reset=v_reset, node_type=t, tau_syn=tau_syn, tau_mem=tau_mem, spiking=not readout)
     if t in ("LIF", "LI"):
         tau = p.full("tau")
-        beta, g_mem, km = _factors(p, tau, "tau", r, rule)
+        beta, g_mem, km = _factors(p, tau, "tau", r, (rule[0], rule[-1]))
         return NeuronDyn(alpha=np.zeros(n), beta=beta, g_syn=np.ones(n), g_mem=g_mem, leak=km * p.full("v_leak"),
                          theta=theta, v_reset=v_reset, node_type=t, tau_mem=tau, spiking=not readout)
     # IF: dv/dt = R I

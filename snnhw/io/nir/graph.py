@@ -12,8 +12,8 @@ with recurrence through a neuron.
    the chip mapping runs); a graph that is not a chain keeps ``chain_error`` saying why.
 
 Known exporter bugs are repaired with ``repair=True`` (each repair one line in ``model.repairs``):
-a Conv2d without ``input_shape`` (set from the incoming map) and a subgraph Input whose declared
-shape differs from what it receives. Every error is a one-line :class:`NIRFormatError` naming the node.
+a Conv2d without ``input_shape`` (set from the incoming map), a subgraph Input whose declared
+shape differs from what it receives, and an Input shape [1, N] whose leading axis is a batch axis. Every error is a one-line :class:`NIRFormatError` naming the node.
 """
 from __future__ import annotations
 
@@ -152,6 +152,12 @@ def _shapes(g: FlatGraph, start: str, conv: conv_mod.Convention, repair: bool) -
         raise NIRFormatError("the Input node has no shape")
     if not shape or any(s <= 0 for s in shape):
         raise NIRFormatError(f"Input node has an invalid shape {shape}")
+    if len(shape) == 2 and shape[0] == 1 and any(g.kind(d) in ("Affine", "Linear") for d in g.succ[start]):
+        if not repair:
+            raise NIRFormatError(f"Input node '{start}' has shape {shape}: a leading batch axis (Rockpool's "
+                                 f"exporter keeps it) before an Affine/Linear node; --repair drops it")
+        g.repairs.append(f"node '{start}': Input shape {shape} has a leading batch axis, using {shape[1:]}")
+        shape = shape[1:]
     g.shapes[start] = shape
     for d in g.order[1:]:
         kind = g.kind(d)
@@ -205,6 +211,8 @@ def _resolve_dt(gmeta: Dict[str, Any], dt: Optional[float], conv: conv_mod.Conve
             shown = a[0].item() if a.size == 1 else gmeta["dt"]  # a plain number, as numpy 1 and 2 both print it
             raise NIRFormatError(f"graph metadata dt = {shown!r} must be a positive number of seconds")
         return float(a[0]), "graph metadata"
+    if conv.name == "norse":
+        return conv_mod.norse_dt(nodes)
     if conv.name == "rockpool":
         d = conv_mod.rockpool_dt(nodes)
         if d is not None:
