@@ -255,7 +255,7 @@ def test_conventions_detected_and_named(tmp_path):
     assert m.convention_source == "--from" and np.allclose(m.graph.neurons[m.graph.output].beta, 1 - 1 / 12)
     g, _ = _dag()  # r = tau/dt at dt = 1e-4 s on its LIF: snnTorch's pattern, whose default reset subtracts
     m = graph_to_model(g)
-    assert m.convention.name == "snntorch" and m.convention.reset == "subtract"
+    assert m.convention.name == "snntorch" and m.convention.reset == "subtract-undecayed"
     assert load_model(PEERS.parent / "lif_norse.nir").convention.name == "nir"
 
 
