@@ -406,3 +406,16 @@ def test_batch_axis_input_refused_or_repaired():
         load_model(PEERS / "rockpool_lif.nir")
     m = load_model(PEERS / "rockpool_lif.nir", repair=True)
     assert m.repairs == ["node 'input': Input shape (1, 12) has a leading batch axis, using (12,)"]
+
+
+@pytest.mark.parametrize("target", ["float", pytest.param("loihi2", marks=pytest.mark.slow)])
+def test_li_readout_behind_a_skip_connection(tmp_path, target):
+    """The graph mapping with a non-spiking output: fan-in into an LI readout, its voltage read back."""
+    g, _ = _dag()
+    g.nodes["lif2"] = nir.LI(tau=np.full(3, 2e-3), r=np.full(3, 20.0), v_leak=np.zeros(3))
+    nir.write(tmp_path / "dag_li.nir", g)
+    rep = import_nir(tmp_path / "dag_li.nir", target=target, source="nir", rate=0.3, steps=60, samples=6,
+                     out=tmp_path / "run")
+    assert rep["output"] == "voltage" and rep["spec_from"] == "graph mapping"
+    assert rep["agreement"]["output_pearson_r"] > 0.98 and rep["agreement"]["predictions"] == 1.0
+    assert np.load(tmp_path / "run" / "verify" / "lava_output_voltage.npy").shape == (6, 60, 3)
