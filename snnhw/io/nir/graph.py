@@ -28,7 +28,7 @@ from snnhw.io.nir.euler import neuron_dyn
 from snnhw.io.nir.file import read_graph
 from snnhw.io.nir.model import FlatGraph, NirModel
 from snnhw.io.nir.ops import make_op
-from snnhw.io.nir.schema import DEFAULT_DT, LINEAR, NEURONS, READOUTS, SUPPORTED, NIRFormatError, first_shape
+from snnhw.io.nir.schema import DEFAULT_DT, NEURONS, READOUTS, SUPPORTED, NIRFormatError, first_shape
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,4 +307,4 @@ def load_model(path, *, dt: Optional[float] = None, source: Optional[str] = None
     return model
 
 
-__all__ = ["LINEAR", "graph_to_model", "load_model"]
+__all__ = ["graph_to_model", "load_model"]
