@@ -120,9 +120,79 @@ def _stage_params(nd: NeuronDyn, reset: str, theta_scale: float, shared_decay: b
                      v_reset=_f64(nd.v_reset))
 
 
+def _stage_input(st: Stage, s: torch.Tensor, synapse_delay: int) -> torch.Tensor:
+    """A chain stage's synaptic input [B, T, n] with ``synapse_delay`` steps of delay and the constant
+    biases; the recurrent bias enters at step 0 here (later steps add it with the recurrent input)."""
+    B, T = s.shape[:2]
+    a = synaptic_input(st, s)
+    if synapse_delay:
+        a = torch.cat([torch.zeros(B, synapse_delay, a.shape[2], dtype=torch.float64), a[:, :T - synapse_delay]],
+                      dim=1)
+    if st.bias is not None:  # a constant: present from step 0 (as Loihi's bias is), delay or not
+        a = a + torch.as_tensor(st.bias, dtype=torch.float64)
+    if st.bias_rec is not None and T:
+        a[:, 0] = a[:, 0] + torch.as_tensor(st.bias_rec, dtype=torch.float64)
+    return a
+
+
+def _stage_recurrent(st: Stage):
+    if st.weight_rec is None:
+        return None
+    rec = synapse.recurrent_float(torch.as_tensor(st.weight_rec, dtype=torch.float64), 0, dtype=torch.float64)
+    if st.bias_rec is None:
+        return rec
+    br = torch.as_tensor(st.bias_rec, dtype=torch.float64)
+    return lambda at, s_prev: rec(at, s_prev) + br
+
+
+def _by_stages(model: NirModel, s: torch.Tensor, reset: str, synapse_delay: int, record: bool,
+               theta_scale, shared_decay: bool, upto: Optional[int]):
+    """The chain's stages, one after the other (what the chip mapping and the compensation change)."""
+    spikes, traces, vout = [], [] if record else None, None
+    for k, st in enumerate(model.neuron_stages):
+        if upto is not None and k >= upto:
+            break
+        nd = st.neuron
+        params = _stage_params(nd, reset, theta_scale[k] if theta_scale is not None else 1.0, shared_decay)
+        run = cuba_loop(_stage_input(st, s, synapse_delay), params, recurrent=_stage_recurrent(st),
+                        record=record or not nd.spiking)
+        spikes.append(run.s.numpy())
+        if record:
+            traces.append((run.u.numpy(), run.v.numpy()))
+        s = run.s if nd.spiking else run.v  # a readout passes its voltage on
+        vout = None if nd.spiking else run.v.numpy()
+    return spikes, traces, vout, len(spikes) - 1
+
+
+def _by_graph(model: NirModel, s: torch.Tensor, reset: str, synapse_delay: int, record: bool,
+              theta_scale, shared_decay: bool, upto: Optional[int]):
+    """Every population in topological order, its input summed over every linear path into it."""
+    g = model.graph
+    B, T = s.shape[:2]
+    values = {g.start: s.reshape((B, T) + tuple(g.shapes[g.start]))}
+    spikes, traces, vout = [], [] if record else None, None
+    for k, pop in enumerate(g.populations):
+        if upto is not None and k >= upto:
+            break
+        nd = g.neurons[pop]
+        params = _stage_params(nd, reset, theta_scale[k] if theta_scale is not None else 1.0, shared_decay)
+        a = _pop_input(g, pop, values, synapse_delay)
+        rec = _recurrent(g, pop, T, a)
+        run = cuba_loop(a, params, recurrent=rec, record=record or not nd.spiking)
+        spikes.append(run.s.numpy())
+        if record:
+            traces.append((run.u.numpy(), run.v.numpy()))
+        out = run.s if nd.spiking else run.v  # a readout passes its voltage on
+        values[pop] = out.reshape((B, T) + tuple(g.shapes[pop]))
+        if pop == g.output and not nd.spiking:
+            vout = run.v.numpy()
+    pops = g.populations[:len(spikes)]
+    return spikes, traces, vout, pops.index(g.output) if g.output in pops else len(spikes) - 1
+
+
 def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: int = 0, record: bool = False,
                     theta_scale: Optional[List[float]] = None, shared_decay: bool = False,
-                    upto: Optional[int] = None) -> RefResult:
+                    upto: Optional[int] = None, via: str = "auto") -> RefResult:
     """Simulate ``model`` in float64 with NIR semantics (module docstring) on inputs ``x`` [B, T, n_in].
 
     ``reset``: "zero" (what NIR says), "subtract" (Sinabs, Spyx, Rockpool: theta comes off at the spike
@@ -132,33 +202,17 @@ def float_reference(model: NirModel, x, *, reset: str = "zero", synapse_delay: i
     ``theta_scale``: optional per-population threshold multipliers (used by the compensation).
     ``shared_decay``: replace per-neuron alpha/beta by their median (what a shared-decay chip does).
     ``upto``: stop after this many populations (topological order).
+    ``via``: "auto" runs a chain through its stages (so that a model whose stages were changed, e.g. by
+    the subtract-reset compensation, runs as changed) and any other graph population by population;
+    "graph" / "stages" force one (the tests check both agree on chains).
     """
     if reset not in RESETS:
         raise InputError(f"reset must be one of {', '.join(RESETS)}, not '{reset}'")
-    g = model.graph
     s = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     if s.ndim != 3 or s.shape[2] != model.n_in:
         raise InputError(f"inputs must be shaped [samples, steps, {model.n_in}], got {tuple(s.shape)}")
-    B, T = s.shape[:2]
-    values = {g.start: s.reshape((B, T) + tuple(g.shapes[g.start]))}
-    spikes, traces, vout = [], [] if record else None, None
+    chain = bool(model.stages) and not model.chain_error
+    run = _by_stages if (via == "stages" or (via == "auto" and chain) or model.graph is None) else _by_graph
     with one_thread():
-        for k, pop in enumerate(g.populations):
-            if upto is not None and k >= upto:
-                break
-            nd = g.neurons[pop]
-            params = _stage_params(nd, reset, theta_scale[k] if theta_scale is not None else 1.0, shared_decay)
-            a = _pop_input(g, pop, values, synapse_delay)
-            rec = _recurrent(g, pop, T, a)
-            want_v = record or not nd.spiking
-            run = cuba_loop(a, params, recurrent=rec, record=want_v)
-            spikes.append(run.s.numpy())
-            if record:
-                traces.append((run.u.numpy(), run.v.numpy()))
-            out = run.s if nd.spiking else run.v  # a readout passes its voltage on
-            values[pop] = out.reshape((B, T) + tuple(g.shapes[pop]))
-            if pop == g.output and not nd.spiking:
-                vout = run.v.numpy()
-    pops = g.populations[:len(spikes)]
-    out_k = pops.index(g.output) if g.output in pops else len(spikes) - 1
+        spikes, traces, vout, out_k = run(model, s, reset, synapse_delay, record, theta_scale, shared_decay, upto)
     return RefResult(spikes[out_k], spikes, traces, vout)
