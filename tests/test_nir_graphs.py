@@ -453,3 +453,13 @@ def test_reference_runs_a_chain_as_its_stages_say():
     a = float_reference(model, x).layer_spikes[0].sum()
     b = float_reference(changed, x).layer_spikes[0].sum()
     assert b > a
+
+
+def test_cli_loihi2_voltage_output_with_subtract_reset(tmp_path, capsys):
+    """The chip path of a readout output with subtract reset prints the compensation line in Pearson r."""
+    np.save(tmp_path / "x.npy", _peer_input("sinabs_mlp_li")[:2, :20].astype(np.uint8))
+    rc = main(["import-nir", str(PEERS / "sinabs_mlp_li.nir"), "--inputs", str(tmp_path / "x.npy"),
+               "--out", str(tmp_path / "run")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "subtract reset: without compensation Pearson r" in cap.out

@@ -49,6 +49,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="DIR", help="run directory to write (default: export/import-<name>)")
 
 
+def _measure(a) -> str:
+    """'cosine X' (spike counts) or 'Pearson r X' (a readout's voltage) of an agreement record."""
+    if "output_pearson_r" in a:
+        return f"Pearson r {a['output_pearson_r']:.4f}"
+    return f"cosine {a['output_cosine']:.4f}"
+
+
 def run(args) -> int:
     from snnhw.io.inputs import load_inputs
     from snnhw.nir_import import import_nir
@@ -75,7 +82,6 @@ def run(args) -> int:
     eff = rep["effects"].get("subtract_reset")
     if eff and "chip_without_compensation_vs_reference" in eff:
         u = eff["chip_without_compensation_vs_reference"]
-        print(f"  subtract reset: without compensation cosine {u['output_cosine']:.4f}, agreement "
-              f"{u['predictions'] * 100:.1f}%; with compensation cosine {a['output_cosine']:.4f}, "
-              f"agreement {a['predictions'] * 100:.1f}%")
+        print(f"  subtract reset: without compensation {_measure(u)}, agreement {u['predictions'] * 100:.1f}%; "
+              f"with compensation {_measure(a)}, agreement {a['predictions'] * 100:.1f}%")
     return 0
