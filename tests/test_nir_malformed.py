@@ -39,7 +39,7 @@ def _cli(argv, capsys):
 def _assert_one_line_error(rc, err, *expected):
     """Exit code 2 (a user error), one ``snnhw: error:`` line holding each of ``expected``."""
     assert rc == 2, err
-    lines = [l for l in err.strip().splitlines() if not l.startswith(("graph:", "running"))]
+    lines = [l for l in err.strip().splitlines() if not l.startswith(("graph:", "running", "not a chain"))]
     assert len(lines) == 1, err
     assert lines[0].startswith("snnhw: error: ") and "Traceback" not in err
     for text in expected:
@@ -100,9 +100,16 @@ def test_unknown_node_type(tmp_path, capsys):
 
 def test_unsupported_known_node_type(tmp_path, capsys):
     g = _base_graph()
-    g.nodes["delay"] = nir.Delay(delay=np.ones(2))
+    g.nodes["integ"] = nir.I(r=np.ones(2))
+    g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "integ"), ("integ", "output")]
+    _import_graph_fails(g, tmp_path / "d.nir", capsys, "unsupported node type I (node 'integ')")
+
+
+def test_linear_node_feeding_the_output_is_refused(tmp_path, capsys):
+    g = _base_graph()
+    g.nodes["delay"] = nir.Delay(delay=np.full(2, 2e-4))
     g.edges = [("input", "fc"), ("fc", "lif"), ("lif", "delay"), ("delay", "output")]
-    _import_graph_fails(g, tmp_path / "d.nir", capsys, "unsupported node type Delay (node 'delay')")
+    _import_graph_fails(g, tmp_path / "d.nir", capsys, "synapse node 'delay' feeds the Output directly")
 
 
 def test_mismatched_shapes(tmp_path, capsys):
@@ -132,11 +139,15 @@ def test_cycle_without_input(tmp_path, capsys):
     _import_graph_fails(g, tmp_path / "c.nir", capsys, "the graph needs exactly one Input node, found 0")
 
 
-def test_branching_graph_is_refused(tmp_path, capsys):
+def test_readout_feeding_a_population_is_refused_on_the_chip(tmp_path, capsys):
+    """An LI (non-spiking) population feeding another one: the float reference passes its voltage on,
+    but a Loihi LIF can only send spikes."""
     g = _base_graph()
-    g.nodes["fc2"] = nir.Linear(weight=np.ones((2, 3), dtype=np.float32))
-    g.edges = g.edges + [("input", "fc2"), ("fc2", "lif")]
-    _import_graph_fails(g, tmp_path / "b.nir", capsys, "node 'input' has 2 successors", "branches")
+    g.nodes["li"] = nir.LI(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.zeros(2))
+    g.nodes["fc2"] = nir.Linear(weight=np.ones((2, 2), dtype=np.float32))
+    g.edges = [("input", "fc"), ("fc", "li"), ("li", "fc2"), ("fc2", "lif"), ("lif", "output")]
+    _import_graph_fails(g, tmp_path / "b.nir", capsys, "node 'li' (LI) feeds other nodes: on the chip a "
+                                                      "non-spiking population can only be the output")
 
 
 def _cnn_graph():
@@ -165,8 +176,11 @@ def test_conv2d_without_input_shape(tmp_path, capsys):
     with h5py.File(p, "r+") as f:
         del f["node/nodes/conv1/input_shape"]
     rc, err = _cli(_import(p), capsys)
-    _assert_one_line_error(rc, err, "node 'conv1': Conv2d has no 'input_shape' entry")
+    _assert_one_line_error(rc, err, "node 'conv1': Conv2d has no 'input_shape' entry", "--repair sets it")
     assert "TypeError" not in err
+    rc, err = _cli(_import(p) + ["--repair"], capsys)
+    assert rc == 0, err
+    assert "repaired node 'conv1': Conv2d input_shape was missing, set to (8, 8) from the incoming map" in err
 
 
 def test_node_without_type_and_bad_weight(tmp_path, capsys):

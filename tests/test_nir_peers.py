@@ -86,12 +86,9 @@ def _chip_spikes(run: Path, T: int):
 # ------------------------------------------------------------------------------------ stored fixtures
 SPIKING = [
     pytest.param("snntorch_mlp", ["--reset", "subtract", "--dt", "1e-4"], id="snntorch_mlp"),
-    pytest.param("sinabs_cnn", ["--from", "sinabs"], id="sinabs_cnn",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_CNN)),
-    pytest.param("rockpool_lif", ["--from", "rockpool", "--repair"], id="rockpool_lif",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_ROCKPOOL)),
-    pytest.param("norse_mlp", ["--from", "norse"], id="norse_mlp",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_NORSE)),
+    pytest.param("sinabs_cnn", ["--from", "sinabs"], id="sinabs_cnn"),
+    pytest.param("rockpool_lif", ["--from", "rockpool", "--repair"], id="rockpool_lif"),
+    pytest.param("norse_mlp", ["--from", "norse"], id="norse_mlp"),
 ]
 
 
@@ -128,7 +125,6 @@ def test_stored_peer_spikes_loihi2(tmp_path, name, options):
     assert cosine(_chip_spikes(run, x.shape[1]).sum(axis=1), want.sum(axis=1)) >= 0.95
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING_LI)
 @pytest.mark.parametrize("target, r_min", [("float", 0.98), pytest.param("loihi2", 0.9, marks=pytest.mark.slow)])
 def test_stored_sinabs_li_readout_voltage(tmp_path, target, r_min):
     path, x, _, want = _stored("sinabs_mlp_li")
@@ -156,12 +152,9 @@ def _live(name):
 
 LIVE = [
     pytest.param("snntorch_mlp", "snntorch", ["--reset", "subtract", "--dt", "1e-4"], id="snntorch"),
-    pytest.param("norse_mlp", "norse", ["--from", "norse"], id="norse",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_NORSE)),
-    pytest.param("sinabs_cnn", "sinabs", ["--from", "sinabs"], id="sinabs_cnn",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_CNN)),
-    pytest.param("rockpool_lif", "rockpool", ["--from", "rockpool", "--repair"], id="rockpool",
-                 marks=pytest.mark.xfail(strict=True, reason=MISSING_ROCKPOOL)),
+    pytest.param("norse_mlp", "norse", ["--from", "norse"], id="norse"),
+    pytest.param("sinabs_cnn", "sinabs", ["--from", "sinabs"], id="sinabs_cnn"),
+    pytest.param("rockpool_lif", "rockpool", ["--from", "rockpool", "--repair"], id="rockpool"),
 ]
 
 

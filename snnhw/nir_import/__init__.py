@@ -26,6 +26,10 @@ Pipeline (``snnhw import-nir``, :func:`~snnhw.nir_import.pipeline.import_nir`):
    chip vs reference; ``agreement.predictions``: fraction of samples whose arg-max output neuron
    agrees; ``layers``: per-layer activity; :mod:`~snnhw.nir_import.measure`).
 
+Graphs without a chain form (fan-in, skip connections, Delay nodes) are mapped by
+:mod:`~snnhw.nir_import.dag` (one synapse per source, Loihi 2 synaptic delays); non-spiking readouts
+(LI, CubaLI) by :mod:`~snnhw.nir_import.readout` (a LIF that cannot fire, its v read back).
+
 What the chip cannot do exactly is reported with its measured effect: subtractive reset (compared
 with and without snnhw's rate-matching threshold compensation,
 :func:`~snnhw.nir_import.compensate.compensate_subtract`), per-neuron time constants, a bias on the

@@ -39,7 +39,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
         return 1.0
     if na == 0 or nb == 0:
         return 0.0
-    return float(a @ b / (na * nb))
+    return float(np.clip(a @ b / (na * nb), -1.0, 1.0))  # rounding can overshoot 1 by an ulp
 
 
 def agreement(chip_counts: np.ndarray, ref_counts: np.ndarray) -> Dict:
@@ -71,3 +71,28 @@ def layer_report(names: List[str], ref_layers: List[np.ndarray], chip_layers: Li
                     "count_cosine": cosine(cc, rc),
                     "spike_match": float(np.mean(r.astype(bool) == c.astype(bool)))})
     return out
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays (flattened); 1.0 when both are constant and equal, else 0.0
+    when one is constant."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    da, db = a - a.mean(), b - b.mean()
+    na, nb = np.linalg.norm(da), np.linalg.norm(db)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb and np.allclose(a, b) else 0.0
+    return float(np.clip(da @ db / (na * nb), -1.0, 1.0))
+
+
+def voltage_agreement(chip_v: np.ndarray, ref_v: np.ndarray) -> Dict:
+    """For a non-spiking readout [samples, steps, outputs]: ``output_pearson_r`` (all values flattened),
+    ``output_pearson_r_per_output_mean``, ``predictions`` (arg-max of the time-mean voltage agrees),
+    ``max_abs_error`` relative to max |v| of the reference."""
+    per = [pearson(chip_v[..., j], ref_v[..., j]) for j in range(ref_v.shape[2])]
+    scale = float(np.abs(ref_v).max()) or 1.0
+    return {"measure": "voltage", "output_pearson_r": pearson(chip_v, ref_v),
+            "output_pearson_r_per_output_mean": float(np.mean(per)) if per else 1.0,
+            "predictions": float(np.mean(chip_v.mean(axis=1).argmax(axis=1) == ref_v.mean(axis=1).argmax(axis=1))),
+            "max_abs_error_rel": float(np.abs(chip_v - ref_v).max() / scale) if ref_v.size else 0.0,
+            "samples": int(ref_v.shape[0])}

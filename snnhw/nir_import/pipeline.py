@@ -17,10 +17,14 @@ from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
 from snnhw.nir_import.chip import run_chip, run_twin
 from snnhw.nir_import.compensate import METHOD as COMPENSATION_METHOD, compensate_subtract, with_self_excitation
-from snnhw.nir_import.measure import agreement, aligned, latency, layer_report, poisson_inputs, ties
+from snnhw.nir_import.measure import (agreement, aligned, latency, layer_report, poisson_inputs, ties,
+                                      voltage_agreement)
+from snnhw.nir_import.chip import CORE_BACKEND
+from snnhw.nir_import.dag import DagSpec, dag_spec, run_dag_lava, simulate_dag
+from snnhw.nir_import.readout import chip_model, readout_theta, readout_thetas, run_with_voltage, voltage_nir
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
-from snnhw.nir_import.reference import RESETS, RefResult, float_reference
+from snnhw.nir_import.reference import RESETS, RefResult, float_reference, one_thread
 from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
@@ -50,6 +54,10 @@ class _Chip:
     compensation: Optional[Dict] = None
     calibration: Optional[Dict] = None
     lossy: List[str] = field(default_factory=list)
+    v_state: Optional[np.ndarray] = None  # the output readout's v (state units, padded), LI/CubaLI outputs
+    depths: Optional[List[int]] = None  # per population, its chip latency (graph mapping; chain: k + 1)
+    dag: Optional[DagSpec] = None  # the graph mapping's spec (graphs without a chain form)
+    readout_theta: Optional[float] = None  # graph mapping: the output readout's chip threshold (NIR units)
 
 
 def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
@@ -77,7 +85,7 @@ def _padded(x: np.ndarray, steps: int) -> np.ndarray:
 def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_exp: int):
     """(spec, maps, compensation record or None) by hardware-aware calibration."""
     theta_scale, comp = None, None
-    if reset == "subtract" and compensate:
+    if reset.startswith("subtract") and compensate:
         theta_scale, self_c, kc = compensate_subtract(model, calib)
         model = with_self_excitation(model, self_c)
         comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
@@ -109,27 +117,98 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
     xp = _padded(inp.x, L)
     where = "Lava (fixed_pt)" if lava_runtime.lava_available() else "snnhw's Loihi-exact core (no lava-nc)"
     log(f"running {inp.x.shape[0]} samples on {where} ...")
-    layers, backend = run_chip(spec, xp)
-    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, calib_rec)
+    v_state = None
+    if model.output_voltage:
+        layers, v_state, backend = run_with_voltage(spec, xp, exact=True)
+    else:
+        layers, backend = run_chip(spec, xp)
+    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, calib_rec, v_state=v_state)
 
 
 def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
     """The float twin's spec run on snnhw's float simulation (Loihi timing)."""
-    spec = float_spec(model, reset=reset)
+    spec = float_spec(model, reset="subtract" if reset == "subtract-undecayed" else reset)
     L = latency(spec)
     xp = _padded(inp.x, L)
+    if model.output_voltage:
+        layers, v_state, backend = run_with_voltage(spec, xp, exact=False)
+        return _Chip(spec, [], backend, layers, xp, L, v_state=v_state)
     return _Chip(spec, [], "snnhw-float-twin", run_twin(spec, xp), xp, L)
+
+
+def _run_dag(model: NirModel, inp: _Inputs, reset: str, target: str, log) -> _Chip:
+    """A graph without a chain form (:mod:`snnhw.nir_import.dag`): on Lava (loihi2, lava-nc installed),
+    else on snnhw's core (bit-exact, or the float twin)."""
+    thetas = readout_thetas(model, [inp.x, inp.calib], reset)
+    spec = dag_spec(model, inp.calib, reset=reset, quantized=target == "loihi2", thetas=thetas)
+    depths = [p.depth for p in spec.pops]
+    L = max(depths)
+    xp = _padded(inp.x, L)
+    if spec.quantized and lava_runtime.lava_available():
+        log(f"running {inp.x.shape[0]} samples on Lava (fixed_pt), graph of {len(depths)} populations ...")
+        spikes, volts = run_dag_lava(spec, xp)
+        backend = "lava-cpu-sim"
+    else:
+        spikes, volts = simulate_dag(spec, xp)
+        backend = CORE_BACKEND if spec.quantized else "snnhw-float-twin"
+    k = model.graph.populations.index(model.graph.output)
+    chip = _Chip(None, [], backend, spikes, xp, L, depths=depths, dag=spec)
+    if model.output_voltage:
+        chip.v_state = volts[k]
+        chip.readout_theta = float(np.median(thetas[model.graph.output]))
+    return chip
+
+
+def _aligned(chip: _Chip, T: int) -> List[np.ndarray]:
+    if chip.depths is None:
+        return aligned(chip.layers, T)
+    return [s[:, d:d + T] for s, d in zip(chip.layers, chip.depths)]
+
+
+def _chip_voltage(model: NirModel, chip: _Chip, T: int) -> Optional[np.ndarray]:
+    """The output readout's chip voltage in NIR units [B, T, n], latency removed (None: spiking output)."""
+    if chip.v_state is None:
+        return None
+    if chip.dag is not None:
+        k = model.graph.populations.index(model.graph.output)
+        d = chip.depths[k]
+        return voltage_nir(chip.v_state[:, d:d + T], chip.readout_theta, chip.dag.pops[k].vth_mant)
+    k = len(chip.layers) - 1
+    ks = chip.compensation["threshold_multipliers"] if chip.compensation else None
+    vth = chip.maps[-1].vth_mant if chip.maps else 1.0
+    return voltage_nir(chip.v_state[:, k + 1:k + 1 + T], readout_theta(model, ks), vth)
+
+
+def _uncompensated_voltage(model: NirModel, unc_spec, maps, xp, T: int) -> np.ndarray:
+    """The output readout's v (NIR units, latency removed) of the uncompensated spec on the exact core."""
+    from snnhw.core.network import simulate
+
+    with one_thread():
+        r = simulate(unc_spec, xp, record=True)
+    k = len(r.traces)
+    return voltage_nir(r.traces[-1].v.numpy()[:, k:k + T], readout_theta(model, None), maps[-1].vth_mant)
 
 
 def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, reset: str,
                       max_exp: int) -> Dict:
-    """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation)."""
+    """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation);
+    for a readout output, on its voltage (:func:`voltage_agreement`)."""
     zero_ref = float_reference(model, inp.x, reset="zero")
-    eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
+    volt = model.output_voltage
+    if volt:
+        ref_v = float_reference(model, inp.x, reset=reset).output_voltage
+        eff = {"float_zero_reset_vs_subtract_reference": voltage_agreement(zero_ref.output_voltage, ref_v)}
+    else:
+        eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
     if chip.compensation is not None:
-        unc_spec, _ = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
-        unc = aligned(run_twin(unc_spec, chip.xp), inp.x.shape[1])
-        eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
+        unc_spec, unc_maps = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
+        T = inp.x.shape[1]
+        if volt:
+            unc_v = _uncompensated_voltage(model, unc_spec, unc_maps, chip.xp, T)
+            eff["chip_without_compensation_vs_reference"] = voltage_agreement(unc_v, ref_v)
+        else:
+            unc = aligned(run_twin(unc_spec, chip.xp), T)
+            eff["chip_without_compensation_vs_reference"] = agreement(unc[-1].sum(axis=1), rc)
         eff["chip_without_compensation_backend"] = "snnhw-exact-core (bit-exact with Lava fixed_pt)"
         eff["chip_with_compensation_vs_reference"] = dict(agree)
     return eff
@@ -154,10 +233,14 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
     """(lossy notes, measured effects) of what the chip cannot do exactly."""
     lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes]
     effects: Dict[str, Dict] = {}
-    if reset == "subtract" and target == "loihi2":
+    if reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
         effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp)
-    if any(np.ptp(s.neuron.alpha) > 1e-9 or np.ptp(s.neuron.beta) > 1e-9 for s in model.neuron_stages):
+    if reset == "subtract-undecayed" and target == "float" and chip.dag is None:
+        lossy.append("float twin: snnTorch's subtract-undecayed reset run as subtract (theta off at the spike step)")
+    if reset.startswith("subtract") and chip.dag is not None:
+        lossy.append("graph mapping: no subtract-reset compensation (thresholds as in the graph)")
+    if any(np.ptp(nd.alpha) > 1e-9 or np.ptp(nd.beta) > 1e-9 for nd in model.graph.neurons.values()):
         shared = float_reference(model, inp.x, reset=reset, shared_decay=True)
         effects["per_neuron_tau"] = {"float_shared_decay_vs_reference": agreement(shared.output.sum(axis=1), rc)}
     if target == "float":
@@ -166,17 +249,24 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
 
 
 def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Chip, ref: RefResult,
-               chip_al: List[np.ndarray], target: str) -> None:
+               chip_al: List[np.ndarray], target: str, chip_v: Optional[np.ndarray] = None, out_k: int = -1) -> None:
     """The run directory: spec.json, verify/*.npy, model.net (loihi2), model.nir, plots, report.json."""
     x = inp.x
     files = ["spec.json", "verify/inputs.npy", "verify/lava_output_spikes.npy",
              "verify/float_output_spikes.npy", "report.json"]
-    atomic.write_text(out / "spec.json", chip.spec.to_json())
+    atomic.write_text(out / "spec.json", chip.spec.to_json() if chip.spec is not None else
+                      json.dumps(atomic.to_jsonable(chip.dag.as_dict()), indent=2))
     binary = np.all((x == 0) | (x == 1))
     atomic.save_npy(out / "verify" / "inputs.npy", np.asarray(x).astype(np.uint8 if binary else np.float32))
-    atomic.save_npy(out / "verify" / "lava_output_spikes.npy", chip.layers[-1].astype(np.uint8))
+    atomic.save_npy(out / "verify" / "lava_output_spikes.npy", chip.layers[out_k].astype(np.uint8))
     atomic.save_npy(out / "verify" / "float_output_spikes.npy", ref.output.astype(np.uint8))
-    if target == "loihi2":
+    if chip_v is not None:
+        atomic.save_npy(out / "verify" / "lava_output_voltage.npy", chip_v.astype(np.float32))
+        atomic.save_npy(out / "verify" / "float_output_voltage.npy", ref.output_voltage.astype(np.float32))
+        files += ["verify/lava_output_voltage.npy", "verify/float_output_voltage.npy"]
+    if chip.spec is None:
+        report["model_net"] = report["model_nir"] = "not written: the graph mapping has no NetworkSpec (not a chain)"
+    elif target == "loihi2":
         from snnhw.io.netx import write_netx
 
         try:
@@ -185,53 +275,95 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
         except SnnhwError as e:  # what netx cannot encode (e.g. weight_exp > 0), or lava-dl missing
             report["model_net"] = f"not written: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     try:
-        export_nir(chip.spec, out / "model.nir", dt=model.dt, lossy=target == "float")
-        files.append("model.nir")
+        if chip.spec is not None:
+            export_nir(chip.spec, out / "model.nir", dt=model.dt, lossy=target == "float")
+            files.append("model.nir")
     except (NIRFormatError, OSError) as e:
         report["model_nir"] = f"not written: {str(e).splitlines()[0]}"
-    files += import_plots(out, ref.output.sum(axis=1), chip_al[-1].sum(axis=1), report["layers"], ref.output,
-                          chip_al[-1])
+    files += import_plots(out, ref.output.sum(axis=1), chip_al[out_k].sum(axis=1), report["layers"], ref.output,
+                          chip_al[out_k])
     report["files"] = files
     # byte format of report.json as before: indent 2, no trailing newline
     atomic.write_text(out / "report.json", json.dumps(atomic.to_jsonable(report), indent=2))
 
 
-def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: str = "zero",
+def _load(path, dt, source, repair, reset, target, log):
+    """(model, reset): the graph under its source's convention, repairs logged; the reset is the
+    argument, else the convention's; a graph without a chain form is refused for the chip mapping."""
+    model = load_model(path, dt=dt, source=source, repair=repair)
+    for r in model.repairs:
+        log(f"repaired {r}")
+    reset = model.convention.reset if reset is None else reset
+    if reset not in RESETS:
+        raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
+    if model.chain_error:
+        log(f"not a chain ({model.chain_error}): mapped as a graph of populations (snnhw.nir_import.dag)")
+    return model, reset
+
+
+def _agreement(ref: RefResult, chip_out: np.ndarray, chip_v: Optional[np.ndarray]) -> Dict:
+    """Spike-count cosine / arg-max for spiking outputs; Pearson r / arg-max of the mean voltage for readouts."""
+    if chip_v is not None:
+        return voltage_agreement(chip_v, ref.output_voltage)
+    return dict(agreement(chip_out.sum(axis=1), ref.output.sum(axis=1)), measure="spike counts")
+
+
+def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: Optional[str] = None,
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
                seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
+               source: Optional[str] = None, repair: bool = False,
                log: Optional[Callable[[str], None]] = None, calibrate: int = 0) -> Dict:
-    """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``)."""
+    """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``).
+
+    ``source``: the framework that wrote the file (``--from``), detected when None; it sets dt (unless
+    ``dt`` or the graph metadata does), the reset (unless ``reset`` is given) and the discretization.
+    ``repair``: fix known exporter bugs (:mod:`snnhw.io.nir.graph`), each repair logged on one line.
+    ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
+    """
     log = log or (lambda msg: None)
     if target not in TARGETS:
         raise InputError(f"--target must be loihi2 or float, not '{target}'")
-    if reset not in RESETS:
-        raise InputError(f"--reset must be zero or subtract, not '{reset}'")
+    if reset is not None and reset not in RESETS:
+        raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
     max_exp = 0 if netx_compatible else EXP_MAX
-    model = load_model(path, dt=dt)
+    model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
     B, T = inp.x.shape[:2]
-    log(f"graph: {len(model.neuron_stages)} neuron layers, input {model.input_shape}, dt = {model.dt} s "
-        f"({model.dt_source}); {B} samples x {T} steps")
+    log(f"graph: {len(model.graph.populations)} neuron populations, input {model.input_shape}, dt = {model.dt} "
+        f"({model.dt_source}); convention {model.convention.name} ({model.convention_source}); reset {reset}; "
+        f"{B} samples x {T} steps")
     ref = float_reference(model, inp.x, reset=reset)
-    chip = (_run_loihi2(model, inp, reset, compensate, max_exp, log, calibrate) if target == "loihi2"
-            else _run_float(model, inp, reset))
-    chip_al = aligned(chip.layers, T)
-    rc, cc = ref.output.sum(axis=1), chip_al[-1].sum(axis=1)
-    agree = agreement(cc, rc)
-    lossy, effects = _effects(model, inp, chip, rc, agree, target, reset, max_exp)
+    if model.chain_error:
+        cmodel = model
+        chip = _run_dag(model, inp, reset, target, log)
+    else:
+        cmodel = chip_model(model, [inp.x, inp.calib], reset)
+        chip = (_run_loihi2(cmodel, inp, reset, compensate, max_exp, log, calibrate) if target == "loihi2"
+                else _run_float(cmodel, inp, reset))
+    chip_al = _aligned(chip, T)
+    out_k = model.graph.populations.index(model.graph.output)
+    chip_v = _chip_voltage(cmodel, chip, T)
+    rc = ref.output.sum(axis=1)
+    agree = _agreement(ref, chip_al[out_k], chip_v)
+    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp)
     report = {
         "source": str(path), "target": target, "backend": chip.backend, "dt": model.dt, "dt_source": model.dt_source,
+        "convention": {"from": model.convention.name, "how": model.convention_source,
+                       "meaning": model.convention.note},
+        "repairs": list(model.repairs), "output": "voltage" if chip_v is not None else "spikes",
         "reset": reset, "inputs": inp.desc, "latency_steps": chip.latency,
         "nir_type_check": model.type_check_error or "passed",
-        "spec_from": "snnhw metadata (bit-exact)" if chip.exact_meta else (
+        "spec_from": "snnhw metadata (bit-exact)" if chip.exact_meta else "graph mapping" if chip.dag else (
             "hardware-aware calibration" if target == "loihi2" else "float twin"),
         "agreement": agree, "reference_ties": ties(rc),
-        "layers": layer_report([safe_name(s.name) for s in model.neuron_stages], ref.layer_spikes, chip_al),
+        "layers": layer_report([safe_name(s.name) for s in model.neuron_stages] if chip.dag is None else
+                               [safe_name(p) for p in model.graph.populations], ref.layer_spikes, chip_al),
+        "mapping": "chain of stages" if chip.dag is None else dict(chip.dag.as_dict(), why=model.chain_error),
         "quantization": [m.as_dict() for m in chip.maps], "lossy": lossy, "effects": effects,
         "compensation": chip.compensation, "calibration": chip.calibration,
         "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
                       f"inputs padded with {chip.latency} zero steps",
     }
     if out is not None:
-        _write_run(Path(out), report, model, inp, chip, ref, chip_al, target)
+        _write_run(Path(out), report, model, inp, chip, ref, chip_al, target, chip_v, out_k)
     return report

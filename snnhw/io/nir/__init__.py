@@ -6,8 +6,14 @@
 * :mod:`~snnhw.io.nir.write`: :func:`spec_to_graph`, :func:`write_graph`, :func:`export_nir`;
 * :mod:`~snnhw.io.nir.file`: :func:`read_graph` (checked ``nir.read``);
 * :mod:`~snnhw.io.nir.graph` / :mod:`~snnhw.io.nir.model`: :func:`load_model` and :func:`graph_to_model`
-  turn any supported graph (flat, with cycles, or with nested subgraphs) into a :class:`NirModel`
-  chain of float :class:`Stage` s;
+  turn any supported graph (a DAG of populations, recurrent cycles through a neuron, nested subgraphs)
+  into a :class:`NirModel`: its populations (``model.graph``) and, where it is a chain, float
+  :class:`Stage` s;
+* :mod:`~snnhw.io.nir.ops`: the linear nodes (Affine, Linear, Conv1d/2d, Sum/AvgPool2d, Scale,
+  Flatten, Delay) as shaped operators; :mod:`~snnhw.io.nir.chain`: linear sub-graphs between
+  populations, evaluated exactly or composed into one synapse;
+* :mod:`~snnhw.io.nir.convention`: ``--from`` (dt, reset, discretization per source framework) and
+  its detection;
 * :mod:`~snnhw.io.nir.exact`: :func:`read_nir_spec` / :func:`model_to_spec_exact` rebuild the exact spec
   of an snnhw-written file from its metadata (after checking the floats still agree with it).
 

@@ -64,6 +64,7 @@ class NeuronDyn:
     node_type: str
     tau_syn: Optional[np.ndarray] = None  # seconds, as written (None for LIF/IF)
     tau_mem: Optional[np.ndarray] = None  # seconds (None for IF)
+    spiking: bool = True  # False: LI/CubaLI, a readout whose output is v (theta = inf)
 
     @property
     def n(self) -> int:
@@ -79,13 +80,19 @@ def _gain(x: np.ndarray, tau: np.ndarray, dt: float) -> np.ndarray:
 class _Node:
     """Reads one neuron node's parameters as float64 vectors of its ``n`` neurons."""
 
-    def __init__(self, node, name: str, n: int, dt: float):
+    def __init__(self, node, name: str, n: int, dt: float, shape: Optional[Tuple[int, ...]] = None):
         self.node, self.name, self.n, self.dt = node, name, n, dt
+        self.shape = tuple(shape) if shape is not None else (n,)
 
     def full(self, pname: str) -> np.ndarray:
         arr = param(self.node, pname, self.name)
-        if arr.size == 1:
+        if arr.size == 1:  # a scalar (shape [] or [1]): every neuron
             arr = np.full(self.n, float(arr.ravel()[0]))
+        elif arr.size != self.n and arr.ndim <= len(self.shape):
+            try:  # broadcastable, e.g. one value per channel [C, 1, 1] of a (C, H, W) population
+                arr = np.broadcast_to(arr, self.shape)
+            except ValueError:
+                pass
         if arr.size != self.n:
             raise NIRFormatError(f"node '{self.name}': parameter '{pname}' has {arr.size} values, "
                                  f"the layer has {self.n} neurons (shape mismatch)")
@@ -107,26 +114,61 @@ class _Node:
         return np.where(rr < NO_LEAK_RATIO, 0.0, np.minimum(rr, 1.0))
 
 
-def neuron_dyn(node, name: str, n: int, dt: float) -> NeuronDyn:
-    """Euler coefficients of a CubaLIF/LIF/IF node of ``n`` neurons at step ``dt`` [s] (module docstring)."""
+def _factors(p: "_Node", tau: np.ndarray, what: str, gain_x: np.ndarray, rule: Tuple[str, str]):
+    """(decay factor, input gain) per neuron for ``tau`` [s] under ``rule`` = (decay, gain)
+    (:mod:`snnhw.io.nir.convention`); ``gain_x``: r (or w_in)."""
+    decay, gain = rule
+    if decay == "exp":
+        if np.any(tau <= 0):
+            raise NIRFormatError(f"node '{p.name}': {what} must be positive")
+        x = p.dt / tau
+        x = np.where(x < NO_LEAK_RATIO, 0.0, x)
+        f = np.exp(-x)
+    else:
+        x = p.ratio(tau, what)
+        f = 1 - x
+    if gain == "exp":
+        g = (1 - f) * gain_x
+    elif gain == "unit":
+        g = np.asarray(gain_x, dtype=np.float64)
+    elif gain == "one":
+        g = np.ones_like(f)
+    elif gain == "decay":  # the input added before the decay (Rockpool's current: I = f (I + x))
+        g = f * gain_x
+    else:
+        g = _gain(gain_x, tau, p.dt)
+    return f, g, 1 - f
+
+
+def neuron_dyn(node, name: str, n: int, dt: float, rule: Tuple[str, str] = ("euler", "nir"),
+               shape: Optional[Tuple[int, ...]] = None) -> NeuronDyn:
+    """Per-step coefficients of a CubaLIF/LIF/IF/LI/CubaLI/Threshold node of ``n`` neurons at step ``dt``
+    (module docstring; ``rule``: the source's (decay, gain) rule, :mod:`snnhw.io.nir.convention`).
+    LI and CubaLI never fire (``theta = inf``, ``spiking`` False); Threshold is a memoryless
+    population (``beta = 0``: ``v = input``) spiking where ``v > threshold``."""
     t = type(node).__name__
-    p = _Node(node, name, n, dt)
-    theta = p.full("v_threshold")
-    v_reset = p.optional("v_reset", 0.0)
+    p = _Node(node, name, n, dt, shape)
+    if t == "Threshold":
+        return NeuronDyn(alpha=np.zeros(n), beta=np.zeros(n), g_syn=np.ones(n), g_mem=np.ones(n), leak=np.zeros(n),
+                         theta=p.full("threshold"), v_reset=np.zeros(n), node_type=t)
+    readout = t in ("LI", "CubaLI")
+    theta = np.full(n, np.inf) if readout else p.full("v_threshold")
+    v_reset = np.zeros(n) if readout else p.optional("v_reset", 0.0)
     r = p.full("r")
-    if t == "CubaLIF":
+    if t in ("CubaLIF", "CubaLI"):
         tau_syn, tau_mem = p.full("tau_syn"), p.full("tau_mem")
-        ks, km = p.ratio(tau_syn, "tau_syn"), p.ratio(tau_mem, "tau_mem")
-        w_in = p.optional("w_in", 1.0)
-        v_leak = p.full("v_leak")
-        return NeuronDyn(alpha=1 - ks, beta=1 - km, g_syn=_gain(w_in, tau_syn, dt), g_mem=_gain(r, tau_mem, dt),
-                         leak=km * v_leak, theta=theta, v_reset=v_reset, node_type=t, tau_syn=tau_syn, tau_mem=tau_mem)
-    if t == "LIF":
+        syn_rule = (rule[0], rule[1])  # (decay, current gain[, voltage gain])
+        mem_rule = (rule[0], rule[2] if len(rule) > 2 else rule[1])
+        alpha, g_syn, _ = _factors(p, tau_syn, "tau_syn", p.optional("w_in", 1.0), syn_rule)
+        beta, g_mem, km = _factors(p, tau_mem, "tau_mem", r, mem_rule)
+        return NeuronDyn(alpha=alpha, beta=beta, g_syn=g_syn, g_mem=g_mem, leak=km * p.full("v_leak"), theta=theta,
+                         v_reset=v_reset, node_type=t, tau_syn=tau_syn, tau_mem=tau_mem, spiking=not readout)
+    if t in ("LIF", "LI"):
         tau = p.full("tau")
-        km = p.ratio(tau, "tau")
-        v_leak = p.full("v_leak")
-        return NeuronDyn(alpha=np.zeros(n), beta=1 - km, g_syn=np.ones(n), g_mem=_gain(r, tau, dt),
-                         leak=km * v_leak, theta=theta, v_reset=v_reset, node_type=t, tau_mem=tau)
+        beta, g_mem, km = _factors(p, tau, "tau", r, (rule[0], rule[-1]))
+        return NeuronDyn(alpha=np.zeros(n), beta=beta, g_syn=np.ones(n), g_mem=g_mem, leak=km * p.full("v_leak"),
+                         theta=theta, v_reset=v_reset, node_type=t, tau_mem=tau, spiking=not readout)
     # IF: dv/dt = R I
-    return NeuronDyn(alpha=np.zeros(n), beta=np.ones(n), g_syn=np.ones(n), g_mem=r * dt, leak=np.zeros(n),
+    g = np.ones(n) if rule[1] == "one" else r * dt
+    return NeuronDyn(alpha=np.zeros(n), beta=np.ones(n), g_syn=np.ones(n), g_mem=g, leak=np.zeros(n),
                      theta=theta, v_reset=v_reset, node_type=t)

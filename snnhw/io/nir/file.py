@@ -8,9 +8,11 @@ fault; what nir still rejects after that is reported as "cannot read NIR file" w
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from snnhw.io.nir.schema import NIRFormatError
 
 #: What ``nir.read`` raises on a file it cannot turn into nodes: h5py's OSError/KeyError, a node
 #: constructor's TypeError (missing/unexpected entry), ValueError/IndexError (bad values, nir's type check).
-NIR_READ_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, NotImplementedError)
+NIR_READ_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, NotImplementedError, AssertionError)
 #: What h5py raises while reading a damaged file's groups and datasets (ValueError: e.g. a float
 #: datatype whose stored precision fields are corrupt).
 H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError)
@@ -31,8 +33,13 @@ REQUIRED = {
     "Conv2d": ("input_shape", "weight", "stride", "padding", "dilation", "groups", "bias"),
     "SumPool2d": ("kernel_size", "stride", "padding"), "Flatten": (),
     "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold"), "LIF": ("tau", "r", "v_leak", "v_threshold"),
-    "IF": ("r", "v_threshold"), "NIRGraph": ("nodes", "edges"),
+    "IF": ("r", "v_threshold"), "NIRGraph": ("nodes", "edges"), "LI": ("tau", "r", "v_leak"),
+    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak"), "Threshold": ("threshold",), "Scale": ("scale",),
+    "Delay": ("delay",), "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Conv1d": ("weight", "stride", "padding", "dilation", "groups", "bias"),
 }
+#: Entries a known exporter bug leaves out and ``repair`` fills in (from the graph) instead of refusing.
+REPAIRABLE = {"Conv2d": ("input_shape",)}
 WEIGHT_NDIM = {"Affine": 2, "Linear": 2, "Conv2d": 4}
 
 
@@ -112,19 +119,23 @@ def _check_conv2d(name: str, d: Dict[str, Any]) -> None:
         raise NIRFormatError(f"node '{name}': Conv2d padding '{pad}' must be 'same', 'valid' or integers")
 
 
-def _check_node(name: str, t: str, d: Dict[str, Any]) -> None:
+def _check_node(name: str, t: str, d: Dict[str, Any], repair: bool, missing: List[str]) -> None:
     for key in REQUIRED.get(t, ()):
+        if key not in d and repair and key in REPAIRABLE.get(t, ()):
+            missing.append(name)
+            continue
         if key not in d:
             what = " (the (H, W) size of the input map, which nir needs)" if key == "input_shape" else ""
-            raise NIRFormatError(f"node '{name}': {t} has no '{key}' entry{what}")
+            fix = "; --repair sets it from the incoming map" if key in REPAIRABLE.get(t, ()) else ""
+            raise NIRFormatError(f"node '{name}': {t} has no '{key}' entry{what}{fix}")
     if t in WEIGHT_NDIM and np.ndim(d["weight"]) != WEIGHT_NDIM[t]:
         raise NIRFormatError(f"node '{name}': {t} weight must be {WEIGHT_NDIM[t]}-D, got shape "
                              f"{np.shape(d['weight'])}")
-    if t == "Conv2d":
+    if t == "Conv2d" and "input_shape" in d:
         _check_conv2d(name, d)
 
 
-def _check_graph(d: Dict[str, Any], prefix: str) -> None:
+def _check_graph(d: Dict[str, Any], prefix: str, repair: bool, missing: List[str]) -> None:
     where = f"subgraph '{prefix[:-1]}'" if prefix else "the top-level graph"
     for key in REQUIRED["NIRGraph"]:
         if key not in d:
@@ -139,39 +150,81 @@ def _check_graph(d: Dict[str, Any], prefix: str) -> None:
         if not _known_to_nir(t):
             raise NIRFormatError(f"node '{full}': unknown NIR node type '{t}'")
         if t == "NIRGraph":
-            _check_graph(nd, full + ".")
+            _check_graph(nd, full + ".", repair, missing)
         else:
-            _check_node(full, t, nd)
+            _check_node(full, t, nd, repair, missing)
 
 
-def check_entries(p: Path) -> None:
-    """Check the stored entries of ``p``'s nodes (module docstring); one-line :class:`NIRFormatError`."""
+def check_entries(p: Path, repair: bool = False) -> List[str]:
+    """Check the stored entries of ``p``'s nodes (module docstring); one-line :class:`NIRFormatError`.
+    Returns the Conv2d nodes without ``input_shape`` (only with ``repair``; otherwise they are refused)."""
     raw = _raw_tree(p)
     if raw is None:
         raise NIRFormatError(f"{p} has no 'node' group: not a NIR file")
     t = _type_name(raw, f"{p}: the top-level node")
     if t != "NIRGraph":
         raise NIRFormatError(f"{p}: the top-level node is a {t}, not a NIRGraph")
-    _check_graph(raw, "")
+    missing: List[str] = []
+    _check_graph(raw, "", repair, missing)
+    return missing
+
+
+def _placeholder_input_shapes(q: Path, names: List[str]) -> None:
+    import h5py
+
+    with h5py.File(q, "r+") as f:
+        for name in names:
+            f["node/" + "/".join(f"nodes/{part}" for part in name.split("."))]["input_shape"] = np.array([1, 1])
+
+
+def _node_at(graph, name: str):
+    if name in graph.nodes:
+        return graph.nodes[name]
+    node = graph
+    for part in name.split("."):
+        node = node.nodes[part]
+    return node
 
 
 def _nir_read(p: Path, type_check: bool):
+    """``nir.read``; with ``type_check=False`` also for nested subgraphs, which nir 1.0.8 builds with its
+    type check on whatever the argument (so a subgraph with a wrong Input shape could not be read at all;
+    snnhw's own checks name the node instead)."""
     import nir
 
+    init = nir.NIRGraph.__init__
+    defaults = init.__defaults__  # (metadata, type_check) in nir 1.0.8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nir.read(str(p), type_check=type_check)
+        if type_check or not defaults or defaults[-1] is not True:
+            return nir.read(str(p), type_check=type_check)
+        init.__defaults__ = defaults[:-1] + (False,)
+        try:
+            return nir.read(str(p), type_check=False)
+        finally:
+            init.__defaults__ = defaults
 
 
-def read_graph(path) -> Tuple[Any, Optional[str]]:
+def read_graph(path, repair: bool = False) -> Tuple[Any, Optional[str]]:
     """``nir.read(path)`` with one-line errors for missing, non-HDF5, truncated or invalid files.
 
     Returns (graph, type_check_error): nir's type check is strict about files older tools wrote
     (e.g. Output shape [1, 1, 1] for [1]), so a file that fails it is read without it, its message
-    returned, and snnhw's own checks (shapes, types, structure) decide.
+    returned, and snnhw's own checks (shapes, types, structure) decide. This is also how scalar-shaped
+    neuron parameters (Sinabs, Rockpool) are read: nir's type check refuses shape [] against the
+    population's [N]; snnhw expands them. ``repair``: entries in :data:`REPAIRABLE` may be absent.
     """
     p = _check_path(path)
-    check_entries(p)
+    missing = check_entries(p, repair)
+    if missing:  # nir cannot build a Conv2d without input_shape: read a copy with a placeholder, then unset it
+        with tempfile.TemporaryDirectory(prefix="snnhw-repair-") as tmp:
+            q = Path(tmp) / p.name
+            shutil.copyfile(p, q)
+            _placeholder_input_shapes(q, missing)
+            graph, err = read_graph(q)
+        for name in missing:
+            _node_at(graph, name).input_shape = None
+        return graph, err
     try:
         return _nir_read(p, True), None
     except NIR_READ_ERRORS as e:

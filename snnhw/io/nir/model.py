@@ -41,8 +41,47 @@ class Stage:
 
 
 @dataclass
+class FlatGraph:
+    """The graph after inlining subgraphs: nodes, adjacency, recurrent (back) edges, topological
+    order, inferred output shape per node, the linear operators and neuron coefficients, the node
+    feeding the Output, and the repairs made."""
+
+    nodes: Dict[str, Any]
+    succ: Dict[str, List[str]]
+    pred: Dict[str, List[str]]
+    dt: float = 0.0
+    back: set = field(default_factory=set)
+    order: List[str] = field(default_factory=list)
+    shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+    ops: Dict[str, Any] = field(default_factory=dict)  # name -> snnhw.io.nir.ops.LinOp
+    neurons: Dict[str, NeuronDyn] = field(default_factory=dict)
+    start: str = ""
+    output: str = ""
+    repairs: List[str] = field(default_factory=list)
+
+    def kind(self, name: str) -> str:
+        return type(self.nodes[name]).__name__
+
+    def ff_preds(self, name: str) -> List[str]:
+        return [p for p in self.pred[name] if (p, name) not in self.back]
+
+    def rec_preds(self, name: str) -> List[str]:
+        return [p for p in self.pred[name] if (p, name) in self.back]
+
+    @property
+    def populations(self) -> List[str]:
+        """Neuron nodes in topological order."""
+        return [n for n in self.order if n in self.neurons]
+
+
+@dataclass
 class NirModel:
-    """A NIR graph reduced to snnhw's chain: input shape, stages, dt [s], graph metadata."""
+    """A NIR graph reduced to populations (``graph``) and, where it is a chain, snnhw's stages.
+
+    ``stages``: the chain the chip mapping runs (empty if ``chain_error`` says why it is not a chain);
+    ``convention``: how the source's parameters were read (:mod:`snnhw.io.nir.convention`);
+    ``output_voltage``: the Output is fed by a non-spiking readout (LI/CubaLI).
+    """
 
     input_shape: Tuple[int, ...]
     stages: List[Stage]
@@ -50,6 +89,12 @@ class NirModel:
     metadata: Dict[str, Any]
     dt_source: str = "default"
     type_check_error: Optional[str] = None  # nir.read's type check failure, if the file needed type_check=False
+    graph: Optional[FlatGraph] = None
+    chain_error: Optional[str] = None
+    repairs: List[str] = field(default_factory=list)
+    convention: Any = None
+    convention_source: str = ""
+    output_voltage: bool = False
 
     @property
     def neuron_stages(self) -> List[Stage]:
@@ -61,6 +106,8 @@ class NirModel:
 
     @property
     def n_out(self) -> int:
+        if self.graph is not None:
+            return int(np.prod(self.graph.shapes[self.graph.output]))
         return self.stages[-1].n_out
 
 

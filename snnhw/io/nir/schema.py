@@ -28,9 +28,11 @@ FORMAT_VERSION = 1
 DEFAULT_DT = 1e-4  # [s], snnTorch's
 NO_LEAK_STEPS = 1e30  # "no decay" is written as tau = NO_LEAK_STEPS * dt
 NO_LEAK_RATIO = 1e-20  # dt/tau below this reads back as decay 0
-SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "SumPool2d", "CubaLIF", "LIF", "IF")
-SYNAPSES = ("Affine", "Linear", "Conv2d", "SumPool2d")
-NEURONS = ("CubaLIF", "LIF", "IF")
+SYNAPSES = ("Affine", "Linear", "Conv2d", "SumPool2d")  # the synapse nodes snnhw writes
+NEURONS = ("CubaLIF", "LIF", "IF", "LI", "CubaLI", "Threshold")  # populations (LI, CubaLI: non-spiking readouts)
+READOUTS = ("LI", "CubaLI")  # output: the voltage trace
+LINEAR = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Scale", "Flatten", "Delay")
+SUPPORTED = ("Input", "Output") + LINEAR + NEURONS
 P = "snnhw."  # prefix of snnhw's metadata keys
 
 _MISSING = object()
