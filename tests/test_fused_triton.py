@@ -33,6 +33,10 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip("triton", reason="triton is not installed")
+if int(pytest.importorskip("triton").__version__.split(".")[0]) < 3:
+    # triton 2.3's interpreter (the 3.10 lane) leaves a module whose __file__ is a function, which
+    # breaks inspect.getmodule in Lava's process-model discovery later in the same pytest process
+    pytest.skip("the Triton interpreter tests run on triton >= 3 (the 3.13 lane)", allow_module_level=True)
 
 from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
 from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
