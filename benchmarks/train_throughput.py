@@ -37,12 +37,18 @@ whose ratios move with the load:
     19:05  ~10   334.5   306.3    288.8     249.1     |  1.09x    1.16x     1.34x   | 208 / 338 / 342 / 384
 
 (the 18:49 run had the earlier backward kernel, ~5x slower on arctan, and the 18:59 run got the final
-one part way; the 19:05 run is the final code. snnTorch's many small ops suffer most under heavy load). The 3x / 2x goals are NOT met at light load. Where a fused step goes now
-(cProfile, 10 steps, 2 threads, load ~10; 46 ms/step): the GEMMs of the synapses, forward and
-backward, ~30 %; the two numba kernels ~17 % (backward 10, forward 7); the weight fake-quantization
-(``_RoundGridClamp``: round/abs/clamp of every weight, forward and backward) ~16 %; Adam ~10 %; the
-synapse's shifted floor and its backward ~7 %. The GEMMs and Adam are the same work in slayer and
-snnTorch, which bounds the ratio; the neuron loop is no longer the dominant cost.
+one part way; snnTorch's many small ops suffer most under heavy load).
+
+On the idle machine (2026-12-02 21:31 UTC, load < 1, commit 6d681ca, one run, round-robin medians):
+snnhw fused 5196.7, slayer 2331.3, snnTorch 3298.4, snnhw reference loop 3034.2 samples/s ->
+**2.23x slayer, 1.58x snnTorch**, fused/reference 1.71x; peak KiB/sample fused 228.0, slayer 338.0,
+snnTorch 289.5, reference 347.7. The 3x / 2x goals are NOT met. Where a fused step (11.9 ms) goes
+(torch profiler, 10 steps, idle; the profiler's own overhead inflates the small ops): the synapses'
+GEMMs forward and backward ~32 %, the numba forward kernel ~25 % and backward kernel ~19 % (three
+populations; they stream u, v and spikes of every step through memory), the one-step-delay copies of
+the exact synapse (``_FloorDelay``, forward and backward) ~16 %, Adam, fake-quantization and the rest
+~8 %. The GEMMs are the same work in slayer and snnTorch; what is left to win is moving the synapse's
+floor and one-step delay into the neuron kernel (it would read ``a[t-1]`` itself) — not done.
 """
 from __future__ import annotations
 

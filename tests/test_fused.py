@@ -428,3 +428,14 @@ def test_fused_run_keeps_torch_thread_count():
             assert torch.get_num_threads() == n
     finally:
         torch.set_num_threads(old)
+
+
+def test_snnhw_train_same_report_on_fused_and_reference_paths(tmp_path, monkeypatch):
+    """``snnhw train`` on the tiny recipe: the fused CPU path gives the reference path's report (apart
+    from times: accuracies, agreement with Lava where it runs, firing rates, history) and the same
+    trained weights, bit for bit."""
+    from tiny_recipe import assert_same_runs, train_on_kernels
+
+    runs = train_on_kernels(tmp_path, monkeypatch, ("fused", "reference"), epochs=2)
+    assert_same_runs(runs, "fused", "reference")
+    assert runs["fused"][0]["accuracy"]["quantized"] > 0.2  # above chance (0.1): a net that learned

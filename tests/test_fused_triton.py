@@ -22,7 +22,6 @@ recurrent, a quarter the size).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -314,17 +313,6 @@ def test_kernels_compile_for_a_gpu(tmp_path, monkeypatch):
 def test_snnhw_train_same_report_through_triton_path(tmp_path, monkeypatch):
     """``snnhw train`` on the tiny recipe: the Triton path (interpreter) gives the reference path's report
     (apart from times) and the same trained weights."""
-    from snnhw.train.pipeline import RunOptions, run
-    from tiny_recipe import tiny_recipe
+    from tiny_recipe import assert_same_runs, train_on_kernels
 
-    recipe = tiny_recipe(tmp_path, 1)
-    reports, weights = {}, {}
-    for k in ("triton", "reference"):
-        monkeypatch.setenv("SNNHW_KERNEL", k)
-        run(RunOptions(recipe=recipe, out=str(tmp_path / k), progress=False), log=lambda m: None)
-        reports[k] = json.loads((tmp_path / k / "report.json").read_text())
-        reports[k].pop("times")
-        weights[k] = torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["model"]
-    assert reports["triton"] == reports["reference"]
-    assert weights["triton"].keys() == weights["reference"].keys()
-    assert all(torch.equal(weights["triton"][n], weights["reference"][n]) for n in weights["reference"])
+    assert_same_runs(train_on_kernels(tmp_path, monkeypatch, ("triton", "reference")), "triton", "reference")
