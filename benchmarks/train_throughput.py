@@ -68,23 +68,26 @@ import torch.nn.functional as F
 B, T, SIZES = 64, 20, (64, 256, 256, 10)
 
 
-def batch(seed=0, n=B):
+def batch(seed=0, n=B, sizes=SIZES, steps=T, device="cpu"):
+    """Random input spikes [n, steps, sizes[0]] (rate 0.2) and labels, on ``device``."""
     g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, T, SIZES[0], generator=g) < 0.2).float()
-    y = torch.randint(0, SIZES[-1], (n,), generator=g)
-    return x, y
+    x = (torch.rand(n, steps, sizes[0], generator=g) < 0.2).float()
+    y = torch.randint(0, sizes[-1], (n,), generator=g)
+    return x.to(device), y.to(device)
 
 
-def snnhw_step():
+# The model builders (also used by benchmarks/gpu.py): each returns ``step(x, y)``, one training step.
+def snnhw_step(sizes=SIZES, steps=T, device="cpu"):
     from snnhw.core.layers import SpikingDense, SpikingNet
     from snnhw.spec import Neuron
 
     n = Neuron(i_decay=1024, v_decay=128, vth_mant=400)
-    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
-    model = SpikingNet((SIZES[0],), layers)
+    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    model = SpikingNet((sizes[0],), layers)
     with torch.no_grad():
         for l in layers:
             l.weight.normal_(0, 40)
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
 
     def step(x, y):
@@ -114,12 +117,13 @@ def _quiet():
             os.close(f)
 
 
-def slayer_step():
+def slayer_step(sizes=SIZES, steps=T, device="cpu"):
     with _quiet():
         import lava.lib.dl.slayer as slayer
     params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
               "scale_grad": 3, "requires_grad": False}
-    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+    blocks.to(device)
     opt = torch.optim.Adam(blocks.parameters(), lr=1e-3)
 
     def step(x, y):
@@ -133,17 +137,17 @@ def slayer_step():
     return step
 
 
-def snntorch_step():
+def snntorch_step(sizes=SIZES, steps=T, device="cpu"):
     import snntorch as snn
 
-    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
-    lifs = [snn.Synaptic(alpha=0.75, beta=0.97) for _ in fcs]
+    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]).to(device)
+    lifs = [snn.Synaptic(alpha=0.75, beta=0.97).to(device) for _ in fcs]
     opt = torch.optim.Adam(fcs.parameters(), lr=1e-3)
 
     def step(x, y):
         states = [lif.init_synaptic() for lif in lifs]
         count = 0
-        for t in range(T):
+        for t in range(steps):
             s = x[:, t]
             for i, (fc, lif) in enumerate(zip(fcs, lifs)):
                 syn, mem = states[i]
