@@ -136,18 +136,24 @@ def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
     stats["silent"] += int((~s.any(-2)).sum())
 
 
-def run_cases(n_cases: int, seed: int, per_pack: int = 100) -> dict:
-    """Draw and check ``n_cases`` cases in packs of ``per_pack`` (every 5th pack recurrent, smaller)."""
+STAT_KEYS = ("cases", "bounded", "unbounded", "saturated", "large_u", "spikes", "silent")
+
+
+def run_cases(n_cases: int, seed: int, per_pack: int = 100, check=None, keys=STAT_KEYS) -> dict:
+    """Draw and check ``n_cases`` cases in packs of ``per_pack`` (every 5th pack recurrent, smaller).
+    ``check(a, fi, fv, th, bias, w_rec, rec_exp, stats)`` compares one pack (default: fused vs
+    reference, :func:`check_pack`) and counts into ``stats`` (keys ``keys``)."""
+    check = check or check_pack
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    stats = dict.fromkeys(("cases", "bounded", "unbounded", "saturated", "large_u", "spikes", "silent"), 0)
+    stats = dict.fromkeys(keys, 0)
     regimes = set()
     k = 0
     while stats["cases"] < n_cases:
         recurrent = k % 5 == 4
         n = min(n_cases - stats["cases"], per_pack // 4 if recurrent else per_pack)
         a, fi, fv, th, bias, w_rec, rec_exp, reg = draw_pack(rng, n, recurrent)
-        check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats)
+        check(a, fi, fv, th, bias, w_rec, rec_exp, stats)
         stats["cases"] += n
         regimes.update(reg)
         k += 1

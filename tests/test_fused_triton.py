@@ -41,7 +41,8 @@ from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
 from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
 from snnhw.core.surrogate import SURROGATES, Surrogate  # noqa: E402
 from snnhw.errors import MissingDependencyError  # noqa: E402
-from test_fused import INPUT_REGIMES, _bounded, draw_pack  # noqa: E402
+from test_fused import INPUT_REGIMES, _bounded  # noqa: E402
+from test_fused import run_cases as fused_run_cases  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not fused_triton.available(),
                                 reason=f"triton older than {fused_triton.MIN_VERSION} (untested there)")
@@ -68,20 +69,11 @@ def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
 
 
 def run_cases(n_cases: int, seed: int, per_pack: int = 40) -> dict:
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(seed)
-    stats = dict.fromkeys(("cases", "bounded", "recurrent", "saturated", "large_u", "spikes"), 0)
-    regimes, k = set(), 0
-    while stats["cases"] < n_cases:
-        recurrent = k % 5 == 4
-        n = min(n_cases - stats["cases"], per_pack // 4 if recurrent else per_pack)
-        a, fi, fv, th, bias, w_rec, rec_exp, reg = draw_pack(rng, n, recurrent)
-        check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats)
-        stats["cases"] += n
-        regimes.update(reg)
-        k += 1
-    assert len(regimes) == len(INPUT_REGIMES), regimes
-    for key in ("bounded", "recurrent", "saturated", "large_u", "spikes"):
+    """test_fused's case loop with the Triton check (:func:`check_pack`) and its coverage counters."""
+    keys = ("cases", "bounded", "recurrent", "saturated", "large_u", "spikes")
+    stats = fused_run_cases(n_cases, seed, per_pack, check=check_pack, keys=keys)
+    assert stats["regimes"] == len(INPUT_REGIMES), stats
+    for key in keys[1:]:
         assert stats[key] > 0, f"no case exercised '{key}': {stats}"
     return stats
 
