@@ -51,6 +51,7 @@ def test_deep_mlp_is_the_seed_papers_net():
      "duplicate layer name 'a'"),
     ({"model": {"layers": []}}, "[model] layers is empty"),
     ({"data": {"steps": 0}}, "data.steps must be >= 1, got 0"),
+    ({"data": {"verify_samples": 0}}, "data.verify_samples must be >= 1, got 0"),  # export and verify need one
     ({"data": {"dataset": "cifar"}}, "data.dataset must be one of digits, mnist1d"),
     ({"data": {"encoding": "events"}}, "encoding 'events' needs an event dataset (nmnist, shd), not 'digits'"),
     ({"neuron": {"v_decay": -1}}, "neuron.v_decay must lie in [0, 4096], got -1"),

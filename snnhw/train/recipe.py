@@ -79,7 +79,7 @@ class DataConfig:
     encoding: str = option("regular", choices=ENCODINGS)
     steps: int = option(16, lo=1)
     split_seed: int = 0
-    verify_samples: int = option(256, lo=0)
+    verify_samples: int = option(256, lo=1)
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
     val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
