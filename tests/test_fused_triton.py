@@ -41,7 +41,7 @@ from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
 from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
 from snnhw.core.surrogate import SURROGATES, Surrogate  # noqa: E402
 from snnhw.errors import MissingDependencyError  # noqa: E402
-from test_fused import INPUT_REGIMES, _bounded  # noqa: E402
+from test_fused import _assert_coverage as assert_coverage  # noqa: E402
 from test_fused import run_cases as fused_run_cases  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not fused_triton.available(),
@@ -51,30 +51,10 @@ CI_CASES = int(os.environ.get("SNNHW_TRITON_CI_CASES", "300"))
 SLOW_CASES = int(os.environ.get("SNNHW_TRITON_CASES", "10000"))
 
 
-def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
-    """Triton vs the reference (general path, and fast path where allowed): every output equal."""
-    s, vpre, u, v = fused_triton.forward(a, fi, fv, th, bias, w_rec, rec_exp, True, True, torch.bool)
-    rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
-    modes = [False] + ([True] if _bounded(a, bias, w_rec, rec_exp) else [])
-    for bounded in modes:
-        ref = cuba_loop(a, ExactCuba(fi, fv, th, bias, bounded), recurrent=rec, keep_vpre=True, record=True)
-        for name, x, y in (("s", s, ref.s), ("v_pre", vpre, ref.v_pre), ("u", u, ref.u), ("v", v, ref.v)):
-            assert x.dtype == y.dtype and torch.equal(x, y), \
-                f"{name} differs (bounded={bounded}, rec_exp={rec_exp}, first at {(x != y).nonzero()[0].tolist()})"
-    stats["bounded"] += len(modes) == 2
-    stats["recurrent"] += w_rec is not None
-    stats["saturated"] += int((vpre.abs() == (1 << 23) - 1).sum())
-    stats["large_u"] += int((u.abs() > (1 << 22)).sum())
-    stats["spikes"] += int(s.sum())
-
-
 def run_cases(n_cases: int, seed: int, per_pack: int = 40) -> dict:
-    """test_fused's case loop with the Triton check (:func:`check_pack`) and its coverage counters."""
-    keys = ("cases", "bounded", "recurrent", "saturated", "large_u", "spikes")
-    stats = fused_run_cases(n_cases, seed, per_pack, check=check_pack, keys=keys)
-    assert stats["regimes"] == len(INPUT_REGIMES), stats
-    for key in keys[1:]:
-        assert stats[key] > 0, f"no case exercised '{key}': {stats}"
+    """test_fused's case loop and coverage check with the Triton forward in place of the numba one."""
+    stats = fused_run_cases(n_cases, seed, per_pack, forward=fused_triton.forward)
+    assert_coverage(stats, keys=("bounded", "recurrent", "saturated", "large_u", "spikes"))
     return stats
 
 
