@@ -60,6 +60,7 @@ def test_deep_mlp_is_the_seed_papers_net():
     ({"train": {"surrogate": "relu"}}, "train.surrogate must be one of arctan"),
     ({"data": []}, "'data' must be a table"),
     ({"train": {"readout_lr": 0}}, "train.readout_lr must be > 0"),
+    ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing must lie in [0, 1)"),
     ({"init": {"identity": 1.0}}, "init.identity must lie in [0, 1)"),
 ])
 def test_bad_recipes_one_line(bad, msg):

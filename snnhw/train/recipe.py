@@ -28,7 +28,8 @@ one-line :class:`RecipeError` naming the key). Sections:
 ``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam"),
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
-              ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
+              ``logit_scale * spike counts``), ``label_smoothing`` (training loss only: the target puts
+              this share of its mass evenly on all classes; 0 = off), ``rate_reg`` (weight of a penalty keeping hidden rates
               >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
               many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
@@ -165,6 +166,7 @@ class TrainConfig:
     surrogate: str = option("arctan", choices=tuple(SURROGATES))
     seed: int = 0
     logit_scale: float = 1.0
+    label_smoothing: float = option(0.0, lo=0, hi=1, hi_open=True)
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
     readout_lr: float = option(1.0, lo=0, lo_open=True)
