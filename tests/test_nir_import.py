@@ -122,7 +122,12 @@ def test_braille_import_on_lava_reports(tmp_path, braille, reset):
 def test_import_cli_writes_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["import-nir", str(FIX / "lif_norse.nir"), "--rate", "0.3", "--steps", "120", "--samples", "4",
-               "--out", str(out)])
+               "--out", str(tmp_path / "split")])  # default: split weights, which NIR metadata cannot hold
+    assert rc == 0 and not (tmp_path / "split" / "model.nir").exists()
+    rep = json.loads((tmp_path / "split" / "report.json").read_text())
+    assert rep["weights"].startswith("split") and "split weights" in rep["model_nir"]
+    rc = main(["import-nir", str(FIX / "lif_norse.nir"), "--rate", "0.3", "--steps", "120", "--samples", "4",
+               "--no-weight-split", "--out", str(out)])
     assert rc == 0
     for f in ("report.json", "spec.json", "model.nir", "verify/inputs.npy", "verify/lava_output_spikes.npy",
               "verify/float_output_spikes.npy", "plots/output_counts.png", "plots/layers_and_raster.png"):

@@ -28,6 +28,11 @@ from snnhw.nir_import.reference import RESETS, RefResult, float_reference, one_t
 from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
+#: v headroom factors tried (quantize_model's ``v_room``), the best on the calibration inputs is used.
+V_ROOMS = (1.0, 2.0, 4.0, 8.0, 16.0)
+V_ROOM_METHOD = ("threshold scale limited by u's headroom and v's headroom times each factor; the factor whose "
+                 "chip (bit-exact core) best matches the float reference's output spike counts on the "
+                 "calibration inputs (least squares) is used")
 CALIB_SEED_OFFSET = 1_000_003  # the held-out calibration draw's seed: seed + this
 
 
@@ -58,6 +63,7 @@ class _Chip:
     depths: Optional[List[int]] = None  # per population, its chip latency (graph mapping; chain: k + 1)
     dag: Optional[DagSpec] = None  # the graph mapping's spec (graphs without a chain form)
     readout_theta: Optional[float] = None  # graph mapping: the output readout's chip threshold (NIR units)
+    headroom: Optional[Dict] = None  # the v headroom choice (_pick_v_room)
 
 
 def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
@@ -82,20 +88,44 @@ def _padded(x: np.ndarray, steps: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((x.shape[0], steps, x.shape[2]), dtype=x.dtype)], axis=1)
 
 
-def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_exp: int):
-    """(spec, maps, compensation record or None) by hardware-aware calibration."""
+def _pick_v_room(model: NirModel, calib, reset: str, log, **kw):
+    """(spec, maps, record): the quantization whose v headroom factor (:data:`V_ROOMS`) makes snnhw's
+    bit-exact core best reproduce the float reference's output spike counts on the calibration inputs
+    (least squares; ties: the smaller factor). Never looks at the evaluation inputs."""
+    target = float_reference(model, calib, reset=reset).output.sum(axis=1)
+    best, tried = None, {}
+    for room in V_ROOMS:
+        spec, maps = quantize_model(model, calib, reset=reset, v_room=room, **kw)
+        L = latency(spec)
+        counts = aligned(run_twin(spec, _padded(calib, L)), calib.shape[1])[-1].sum(axis=1)
+        err = float(np.mean((counts - target) ** 2))
+        tried[str(room)] = {"calibration_count_mse": err, "vth_mant": [m.vth_mant for m in maps]}
+        if best is None or err < best[0] - 1e-12:
+            best = (err, room, spec, maps)
+    log(f"v headroom x{best[1]:g} (of {', '.join(f'{r:g}' for r in V_ROOMS)}), chosen on the calibration inputs")
+    return best[2], best[3], {"method": V_ROOM_METHOD, "chosen": best[1], "tried": tried}
+
+
+def _calibrated_spec(model: NirModel, calib, reset: str, compensate: bool, max_exp: int, split: bool = False,
+                     log=None):
+    """(spec, maps, compensation record or None, headroom record) by hardware-aware calibration."""
     theta_scale, comp = None, None
     if reset.startswith("subtract") and compensate:
         theta_scale, self_c, kc = compensate_subtract(model, calib)
         model = with_self_excitation(model, self_c)
         comp = {"method": COMPENSATION_METHOD, "threshold_multipliers": theta_scale,
                 "self_excitation_thresholds": self_c, "float_count_cosine_per_layer": kc}
-    spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale, max_weight_exp=max_exp)
-    return spec, maps, comp
+    if model.output_voltage:  # a readout's voltage is not scored by spike counts: keep the plain headroom
+        spec, maps = quantize_model(model, calib, reset=reset, theta_scale=theta_scale, max_weight_exp=max_exp,
+                                    split=split)
+        return spec, maps, comp, None
+    spec, maps, room = _pick_v_room(model, calib, reset, log or (lambda m: None), theta_scale=theta_scale,
+                                    max_weight_exp=max_exp, split=split)
+    return spec, maps, comp, room
 
 
 def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max_exp: int, log,
-                calibrate: int = 0) -> _Chip:
+                calibrate: int = 0, split: bool = False) -> _Chip:
     """The chip spec (bit-exact from snnhw metadata, else calibrated) run on Lava fixed_pt, or on
     snnhw's bit-exact core without lava-nc (:func:`snnhw.nir_import.chip.run_chip`)."""
     spec, exact_meta = None, False
@@ -106,9 +136,9 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
     except NIRFormatError as e:  # edited after export, or malformed: calibrate instead
         log(f"snnhw metadata ignored: {e}")
     maps, comp = [], None
-    calib_rec = None
+    calib_rec, room = None, None
     if not exact_meta:
-        spec, maps, comp = _calibrated_spec(model, inp.calib, reset, compensate, max_exp)
+        spec, maps, comp, room = _calibrated_spec(model, inp.calib, reset, compensate, max_exp, split, log)
         if calibrate:
             from snnhw.nir_import.calibrate import calibrate_chip
 
@@ -122,7 +152,7 @@ def _run_loihi2(model: NirModel, inp: _Inputs, reset: str, compensate: bool, max
         layers, v_state, backend = run_with_voltage(spec, xp, exact=True)
     else:
         layers, backend = run_chip(spec, xp)
-    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, calib_rec, v_state=v_state)
+    return _Chip(spec, maps, backend, layers, xp, L, exact_meta, comp, calib_rec, v_state=v_state, headroom=room)
 
 
 def _run_float(model: NirModel, inp: _Inputs, reset: str) -> _Chip:
@@ -190,7 +220,7 @@ def _uncompensated_voltage(model: NirModel, unc_spec, maps, xp, T: int) -> np.nd
 
 
 def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, reset: str,
-                      max_exp: int) -> Dict:
+                      max_exp: int, split: bool = False) -> Dict:
     """Measured effect of Loihi's zero reset on a subtract-reset graph (with/without compensation);
     for a readout output, on its voltage (:func:`voltage_agreement`)."""
     zero_ref = float_reference(model, inp.x, reset="zero")
@@ -201,7 +231,9 @@ def _subtract_effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dic
     else:
         eff = {"float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
     if chip.compensation is not None:
-        unc_spec, unc_maps = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp)
+        room = chip.headroom["chosen"] if chip.headroom else 1.0  # the chip's mapping, less the compensation
+        unc_spec, unc_maps = quantize_model(model, inp.calib, reset=reset, max_weight_exp=max_exp, split=split,
+                                            v_room=room)
         T = inp.x.shape[1]
         if volt:
             unc_v = _uncompensated_voltage(model, unc_spec, unc_maps, chip.xp, T)
@@ -229,13 +261,13 @@ def _float_target_notes(model: NirModel) -> List[str]:
 
 
 def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target: str, reset: str,
-             max_exp: int):
+             max_exp: int, split: bool = False):
     """(lossy notes, measured effects) of what the chip cannot do exactly."""
     lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes]
     effects: Dict[str, Dict] = {}
     if reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
-        effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp)
+        effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp, split)
     if reset == "subtract-undecayed" and target == "float" and chip.dag is None:
         lossy.append("float twin: snnTorch's subtract-undecayed reset run as subtract (theta off at the spike step)")
     if reset.startswith("subtract") and chip.dag is not None:
@@ -308,17 +340,38 @@ def _agreement(ref: RefResult, chip_out: np.ndarray, chip_v: Optional[np.ndarray
     return dict(agreement(chip_out.sum(axis=1), ref.output.sum(axis=1)), measure="spike counts")
 
 
+def _split_choice(split: Optional[bool], netx_compatible: bool, calibrate: int) -> bool:
+    """Whether the calibrated chain mapping splits its weights (default: yes, unless netx or --calibrate)."""
+    if split and netx_compatible:
+        raise InputError("--weight-split and --netx-compatible exclude each other: netx holds one Dense per layer")
+    if split and calibrate:
+        raise InputError("--weight-split and --calibrate exclude each other: --calibrate trains one Dense per matrix")
+    return (not netx_compatible and not calibrate) if split is None else bool(split)
+
+
+def _weights_record(chip: _Chip, split: bool) -> str:
+    """How the chip holds its weights (report.json ``weights``)."""
+    if chip.spec is None or chip.exact_meta:
+        return "as in the graph mapping" if chip.spec is None else "as in the snnhw metadata"
+    if any(getattr(L, "split", False) for L in chip.spec.neuron_layers()):
+        return ("split: per matrix a coarse Dense and a fine Dense (exponent - 7) carrying its rounding error, "
+                "into the same LIF (~15-bit weights, 2x the synapses)")
+    return "8-bit: one Dense per matrix" + ("" if split else " (split off)")
+
+
 def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, reset: Optional[str] = None,
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
                seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
                source: Optional[str] = None, repair: bool = False,
-               log: Optional[Callable[[str], None]] = None, calibrate: int = 0) -> Dict:
+               log: Optional[Callable[[str], None]] = None, calibrate: int = 0, split: Optional[bool] = None) -> Dict:
     """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``).
 
     ``source``: the framework that wrote the file (``--from``), detected when None; it sets dt (unless
     ``dt`` or the graph metadata does), the reset (unless ``reset`` is given) and the discretization.
     ``repair``: fix known exporter bugs (:mod:`snnhw.io.nir.graph`), each repair logged on one line.
     ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
+    ``split``: split weights (:func:`snnhw.nir_import.quantize.quantize_model`); None: on for the calibrated
+    chain mapping unless ``netx_compatible`` or ``calibrate`` (neither can hold a second synapse).
     """
     log = log or (lambda msg: None)
     if target not in TARGETS:
@@ -326,6 +379,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     if reset is not None and reset not in RESETS:
         raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
     max_exp = 0 if netx_compatible else EXP_MAX
+    split = _split_choice(split, netx_compatible, calibrate)
     model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
     B, T = inp.x.shape[:2]
@@ -338,14 +392,14 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         chip = _run_dag(model, inp, reset, target, log)
     else:
         cmodel = chip_model(model, [inp.x, inp.calib], reset)
-        chip = (_run_loihi2(cmodel, inp, reset, compensate, max_exp, log, calibrate) if target == "loihi2"
+        chip = (_run_loihi2(cmodel, inp, reset, compensate, max_exp, log, calibrate, split) if target == "loihi2"
                 else _run_float(cmodel, inp, reset))
     chip_al = _aligned(chip, T)
     out_k = model.graph.populations.index(model.graph.output)
     chip_v = _chip_voltage(cmodel, chip, T)
     rc = ref.output.sum(axis=1)
     agree = _agreement(ref, chip_al[out_k], chip_v)
-    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp)
+    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp, split)
     report = {
         "source": str(path), "target": target, "backend": chip.backend, "dt": model.dt, "dt_source": model.dt_source,
         "convention": {"from": model.convention.name, "how": model.convention_source,
@@ -361,6 +415,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         "mapping": "chain of stages" if chip.dag is None else dict(chip.dag.as_dict(), why=model.chain_error),
         "quantization": [m.as_dict() for m in chip.maps], "lossy": lossy, "effects": effects,
         "compensation": chip.compensation, "calibration": chip.calibration,
+        "weights": _weights_record(chip, split), "headroom": chip.headroom,
         "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
                       f"inputs padded with {chip.latency} zero steps",
     }
