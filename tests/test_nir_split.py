@@ -119,6 +119,9 @@ def test_split_spec_on_lava_equals_core():
         np.testing.assert_array_equal(lava.layer_spikes[i], core.layer_spikes[i].numpy())
         np.testing.assert_array_equal(lava.traces[i][0], tr.u.numpy())
         np.testing.assert_array_equal(lava.traces[i][1], tr.v.numpy())
+    one = run_lava(spec, x[:1], batch=1, hardware=False)  # K = 1: Lava's Dense instead of Sparse
+    for i in range(len(core.traces)):
+        np.testing.assert_array_equal(one.layer_spikes[i], core.layer_spikes[i].numpy()[:1])
     # the fine synapses matter: without them the run differs
     plain = NetworkSpec.from_json(spec.to_json())
     for layer in plain.neuron_layers():
