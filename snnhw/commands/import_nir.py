@@ -52,6 +52,10 @@ def add_arguments(parser) -> None:
                              "unless --netx-compatible or --calibrate")
     parser.add_argument("--no-weight-split", dest="split", action="store_false",
                         help="one 8-bit Dense per weight matrix")
+    parser.add_argument("--subtract-mode", choices=("emulate", "compensate"), default="emulate",
+                        help="loihi2 with a subtract reset: emulate it exactly up to rounding (u carries the "
+                             "membrane, delayed synaptic taps; default where the graph allows) or compensate "
+                             "Loihi's zero reset with thresholds and self-excitation")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="fine-tune the chip's weights on N unlabelled calibration inputs to match the float "
                              "reference (distillation on the chip's arithmetic; report.json: calibration)")
@@ -75,6 +79,7 @@ def run(args) -> int:
                      steps=args.steps, samples=args.samples, seed=args.seed, out=out,
                      compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
                      calibrate=args.calibrate, source=args.source, repair=args.repair, split=args.split,
+                     subtract_mode=args.subtract_mode,
                      log=lambda m: print(m, file=sys.stderr))
     a = rep["agreement"]
     print(f"{args.file} -> {out} [{rep['target']}, {rep['backend']}, spec from {rep['spec_from']}]")

@@ -21,6 +21,8 @@ from snnhw.nir_import.measure import (agreement, aligned, latency, layer_report,
                                       voltage_agreement)
 from snnhw.nir_import.chip import CORE_BACKEND
 from snnhw.nir_import.dag import DagSpec, dag_spec, run_dag_lava, simulate_dag
+from snnhw.nir_import.emulate import (EMULATION_NOTE, EmuSpec, emulation_spec, run_emulation_lava, simulate_emulation,
+                                      why_not)
 from snnhw.nir_import.readout import chip_model, readout_theta, readout_thetas, run_with_voltage, voltage_nir
 from snnhw.report.plots import import_plots
 from snnhw.nir_import.quantize import EXP_MAX, float_spec, quantize_model, safe_name
@@ -28,6 +30,7 @@ from snnhw.nir_import.reference import RESETS, RefResult, float_reference, one_t
 from snnhw.spec import NetworkSpec
 
 TARGETS = ("loihi2", "float")
+SUBTRACT_MODES = ("emulate", "compensate")
 #: v headroom factors tried (quantize_model's ``v_room``), the best on the calibration inputs is used.
 V_ROOMS = (1.0, 2.0, 4.0, 8.0, 16.0)
 V_ROOM_METHOD = ("threshold scale limited by u's headroom and v's headroom times each factor; the factor whose "
@@ -64,6 +67,7 @@ class _Chip:
     dag: Optional[DagSpec] = None  # the graph mapping's spec (graphs without a chain form)
     readout_theta: Optional[float] = None  # graph mapping: the output readout's chip threshold (NIR units)
     headroom: Optional[Dict] = None  # the v headroom choice (_pick_v_room)
+    emu: Optional[EmuSpec] = None  # the subtract-reset emulation's spec (snnhw.nir_import.emulate)
 
 
 def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
@@ -189,6 +193,34 @@ def _run_dag(model: NirModel, inp: _Inputs, reset: str, target: str, log) -> _Ch
     return chip
 
 
+def _run_emulation(model: NirModel, inp: _Inputs, reset: str, log) -> _Chip:
+    """The subtract-reset emulation (:mod:`snnhw.nir_import.emulate`) on Lava, or on snnhw's core."""
+    spec, notes = emulation_spec(model, inp.calib, reset)
+    L = len(spec.pops)
+    xp = _padded(inp.x, L)
+    if lava_runtime.lava_available():
+        log(f"running {inp.x.shape[0]} samples on Lava (fixed_pt), subtract reset emulated ...")
+        spikes, backend = run_emulation_lava(spec, xp), "lava-cpu-sim"
+    else:
+        spikes, backend = simulate_emulation(spec, xp)[0], CORE_BACKEND
+    return _Chip(None, [], backend, spikes, xp, L, lossy=notes, depths=list(range(1, L + 1)), emu=spec)
+
+
+def _run_chain(model: NirModel, inp: _Inputs, reset: str, target: str, opts: Dict, log) -> _Chip:
+    """A chain: the subtract-reset emulation where it applies (loihi2, subtract reset, ``subtract_mode``
+    emulate, no --calibrate, no snnhw metadata), else the calibrated spec (loihi2) or the float twin."""
+    if target == "float":
+        return _run_float(model, inp, reset)
+    if reset.startswith("subtract") and opts["subtract_mode"] == "emulate" and not opts["calibrate"] \
+            and not has_snnhw_metadata(model):
+        why = why_not(model)
+        if why is None:
+            return _run_emulation(model, inp, reset, log)
+        log(f"subtract reset compensated, not emulated: {why}")
+    return _run_loihi2(model, inp, reset, opts["compensate"], opts["max_exp"], log, opts["calibrate"],
+                       opts["split"])
+
+
 def _aligned(chip: _Chip, T: int) -> List[np.ndarray]:
     if chip.depths is None:
         return aligned(chip.layers, T)
@@ -263,9 +295,13 @@ def _float_target_notes(model: NirModel) -> List[str]:
 def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target: str, reset: str,
              max_exp: int, split: bool = False):
     """(lossy notes, measured effects) of what the chip cannot do exactly."""
-    lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes]
+    lossy = [f"layer {m.name}: {n}" for m in chip.maps for n in m.notes] + list(chip.lossy)
     effects: Dict[str, Dict] = {}
-    if reset.startswith("subtract") and target == "loihi2":
+    if chip.emu is not None:
+        zero_ref = float_reference(model, inp.x, reset="zero")
+        effects["subtract_reset"] = {"emulated": EMULATION_NOTE, "float_zero_reset_vs_subtract_reference":
+                                     agreement(zero_ref.output.sum(axis=1), rc)}
+    elif reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
         effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp, split)
     if reset == "subtract-undecayed" and target == "float" and chip.dag is None:
@@ -287,7 +323,7 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
     files = ["spec.json", "verify/inputs.npy", "verify/lava_output_spikes.npy",
              "verify/float_output_spikes.npy", "report.json"]
     atomic.write_text(out / "spec.json", chip.spec.to_json() if chip.spec is not None else
-                      json.dumps(atomic.to_jsonable(chip.dag.as_dict()), indent=2))
+                      json.dumps(atomic.to_jsonable((chip.emu or chip.dag).as_dict()), indent=2))
     binary = np.all((x == 0) | (x == 1))
     atomic.save_npy(out / "verify" / "inputs.npy", np.asarray(x).astype(np.uint8 if binary else np.float32))
     atomic.save_npy(out / "verify" / "lava_output_spikes.npy", chip.layers[out_k].astype(np.uint8))
@@ -296,7 +332,10 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
         atomic.save_npy(out / "verify" / "lava_output_voltage.npy", chip_v.astype(np.float32))
         atomic.save_npy(out / "verify" / "float_output_voltage.npy", ref.output_voltage.astype(np.float32))
         files += ["verify/lava_output_voltage.npy", "verify/float_output_voltage.npy"]
-    if chip.spec is None:
+    if chip.emu is not None:
+        report["model_net"] = report["model_nir"] = ("not written: the subtract-reset emulation (delayed taps, relay "
+                                                      "populations) has no netx or NIR form")
+    elif chip.spec is None:
         report["model_net"] = report["model_nir"] = "not written: the graph mapping has no NetworkSpec (not a chain)"
     elif target == "loihi2":
         from snnhw.io.netx import write_netx
@@ -351,6 +390,8 @@ def _split_choice(split: Optional[bool], netx_compatible: bool, calibrate: int) 
 
 def _weights_record(chip: _Chip, split: bool) -> str:
     """How the chip holds its weights (report.json ``weights``)."""
+    if chip.emu is not None:
+        return "split (coarse + fine) per synaptic tap, fine exponents >= 0"
     if chip.spec is None or chip.exact_meta:
         return "as in the graph mapping" if chip.spec is None else "as in the snnhw metadata"
     if any(getattr(L, "split", False) for L in chip.spec.neuron_layers()):
@@ -363,7 +404,8 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
                inputs: Optional[np.ndarray] = None, rate: float = 0.1, steps: int = 100, samples: int = 32,
                seed: int = 0, out: Optional[Path] = None, compensate: bool = True, netx_compatible: bool = False,
                source: Optional[str] = None, repair: bool = False,
-               log: Optional[Callable[[str], None]] = None, calibrate: int = 0, split: Optional[bool] = None) -> Dict:
+               log: Optional[Callable[[str], None]] = None, calibrate: int = 0, split: Optional[bool] = None,
+               subtract_mode: str = "emulate") -> Dict:
     """Run the whole import (:mod:`snnhw.nir_import`) and return the report dict (also written to ``out``).
 
     ``source``: the framework that wrote the file (``--from``), detected when None; it sets dt (unless
@@ -372,14 +414,19 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
     ``split``: split weights (:func:`snnhw.nir_import.quantize.quantize_model`); None: on for the calibrated
     chain mapping unless ``netx_compatible`` or ``calibrate`` (neither can hold a second synapse).
+    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` where the graph allows it) or
+    ``compensate`` (:mod:`snnhw.nir_import.compensate`) for a subtract reset on loihi2.
     """
     log = log or (lambda msg: None)
     if target not in TARGETS:
         raise InputError(f"--target must be loihi2 or float, not '{target}'")
     if reset is not None and reset not in RESETS:
         raise InputError(f"--reset must be one of {', '.join(RESETS)}, not '{reset}'")
+    if subtract_mode not in SUBTRACT_MODES:
+        raise InputError(f"--subtract-mode must be one of {', '.join(SUBTRACT_MODES)}, not '{subtract_mode}'")
     max_exp = 0 if netx_compatible else EXP_MAX
-    split = _split_choice(split, netx_compatible, calibrate)
+    opts = dict(subtract_mode=subtract_mode, calibrate=calibrate, compensate=compensate, max_exp=max_exp,
+                split=_split_choice(split, netx_compatible, calibrate))
     model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
     B, T = inp.x.shape[:2]
@@ -392,14 +439,13 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         chip = _run_dag(model, inp, reset, target, log)
     else:
         cmodel = chip_model(model, [inp.x, inp.calib], reset)
-        chip = (_run_loihi2(cmodel, inp, reset, compensate, max_exp, log, calibrate, split) if target == "loihi2"
-                else _run_float(cmodel, inp, reset))
+        chip = _run_chain(cmodel, inp, reset, target, opts, log)
     chip_al = _aligned(chip, T)
     out_k = model.graph.populations.index(model.graph.output)
     chip_v = _chip_voltage(cmodel, chip, T)
     rc = ref.output.sum(axis=1)
     agree = _agreement(ref, chip_al[out_k], chip_v)
-    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp, split)
+    lossy, effects = _effects(cmodel, inp, chip, rc, agree, target, reset, max_exp, opts["split"])
     report = {
         "source": str(path), "target": target, "backend": chip.backend, "dt": model.dt, "dt_source": model.dt_source,
         "convention": {"from": model.convention.name, "how": model.convention_source,
@@ -408,14 +454,16 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         "reset": reset, "inputs": inp.desc, "latency_steps": chip.latency,
         "nir_type_check": model.type_check_error or "passed",
         "spec_from": "snnhw metadata (bit-exact)" if chip.exact_meta else "graph mapping" if chip.dag else (
-            "hardware-aware calibration" if target == "loihi2" else "float twin"),
+            "subtract-reset emulation" if chip.emu else "hardware-aware calibration" if target == "loihi2" else
+            "float twin"),
         "agreement": agree, "reference_ties": ties(rc),
         "layers": layer_report([safe_name(s.name) for s in model.neuron_stages] if chip.dag is None else
                                [safe_name(p) for p in model.graph.populations], ref.layer_spikes, chip_al),
         "mapping": "chain of stages" if chip.dag is None else dict(chip.dag.as_dict(), why=model.chain_error),
-        "quantization": [m.as_dict() for m in chip.maps], "lossy": lossy, "effects": effects,
+        "quantization": [m.as_dict() for m in chip.maps] if chip.emu is None else chip.emu.summary(),
+        "lossy": lossy, "effects": effects,
         "compensation": chip.compensation, "calibration": chip.calibration,
-        "weights": _weights_record(chip, split), "headroom": chip.headroom,
+        "weights": _weights_record(chip, opts["split"]), "headroom": chip.headroom,
         "comparison": "chip layer k's steps k+1..k+T vs reference steps 0..T-1 (Loihi latency removed); "
                       f"inputs padded with {chip.latency} zero steps",
     }
