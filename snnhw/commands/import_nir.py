@@ -54,8 +54,9 @@ def add_arguments(parser) -> None:
                         help="one 8-bit Dense per weight matrix")
     parser.add_argument("--subtract-mode", choices=("emulate", "compensate"), default="emulate",
                         help="loihi2 with a subtract reset: emulate it exactly up to rounding (u carries the "
-                             "membrane, delayed synaptic taps; default where the graph allows) or compensate "
-                             "Loihi's zero reset with thresholds and self-excitation")
+                             "membrane, delayed synaptic taps; default where the graph allows, without "
+                             "--calibrate and --netx-compatible; no model.net/model.nir) or compensate Loihi's "
+                             "zero reset with thresholds and self-excitation")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="fine-tune the chip's weights on N unlabelled calibration inputs to match the float "
                              "reference (distillation on the chip's arithmetic; report.json: calibration)")

@@ -208,11 +208,12 @@ def _run_emulation(model: NirModel, inp: _Inputs, reset: str, log) -> _Chip:
 
 def _run_chain(model: NirModel, inp: _Inputs, reset: str, target: str, opts: Dict, log) -> _Chip:
     """A chain: the subtract-reset emulation where it applies (loihi2, subtract reset, ``subtract_mode``
-    emulate, no --calibrate, no snnhw metadata), else the calibrated spec (loihi2) or the float twin."""
+    emulate, no --calibrate or --netx-compatible, no snnhw metadata), else the calibrated spec (loihi2) or
+    the float twin."""
     if target == "float":
         return _run_float(model, inp, reset)
     if reset.startswith("subtract") and opts["subtract_mode"] == "emulate" and not opts["calibrate"] \
-            and not has_snnhw_metadata(model):
+            and not opts["netx"] and not has_snnhw_metadata(model):
         why = why_not(model)
         if why is None:
             return _run_emulation(model, inp, reset, log)
@@ -414,8 +415,9 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
     ``split``: split weights (:func:`snnhw.nir_import.quantize.quantize_model`); None: on for the calibrated
     chain mapping unless ``netx_compatible`` or ``calibrate`` (neither can hold a second synapse).
-    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` where the graph allows it) or
-    ``compensate`` (:mod:`snnhw.nir_import.compensate`) for a subtract reset on loihi2.
+    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` where the graph allows it and
+    neither ``calibrate`` nor ``netx_compatible`` is given) or ``compensate``
+    (:mod:`snnhw.nir_import.compensate`) for a subtract reset on loihi2.
     """
     log = log or (lambda msg: None)
     if target not in TARGETS:
@@ -426,6 +428,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
         raise InputError(f"--subtract-mode must be one of {', '.join(SUBTRACT_MODES)}, not '{subtract_mode}'")
     max_exp = 0 if netx_compatible else EXP_MAX
     opts = dict(subtract_mode=subtract_mode, calibrate=calibrate, compensate=compensate, max_exp=max_exp,
+                netx=netx_compatible,
                 split=_split_choice(split, netx_compatible, calibrate))
     model, reset = _load(path, dt, source, repair, reset, target, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
