@@ -13,7 +13,8 @@ Each :class:`TapInput` into a LIF is built from Lava ``Sparse`` processes, ``K``
 
 That is at most seven processes per input whatever the number of taps (Lava's ``DelaySparse`` rebuilds
 its delay-split matrices every step, which made a 40-tap layer take minutes). A source equal to the
-population itself is its recurrent input.
+population itself is its recurrent input; source -2 is an always-on unit (one LIF neuron per sample whose
+bias makes it spike every step from the first), for biases and leaks.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from snnhw.backends.lava_stages import LavaSynapse, _as_lava_param, _check_run_a
 from snnhw.backends.quiet import quiet
 from snnhw.errors import InputError
 
+ON_SRC = -2  # an always-on unit (snnhw.nir_import.emulate.ON_SRC)
 RELAY_DU = 4095  # Lava du for i_decay 4096: u keeps nothing
 RELAY_DV = 4096
 
@@ -97,14 +99,17 @@ def _build(L, pops: Sequence[TapPop], src, k: int, T: int, tmp: str) -> List[str
     from snnhw.backends import lava_procs
 
     lifs, paths = [], []
+    on = None
+    if any(inp.src == ON_SRC for p in pops for inp in p.inputs):  # v = u + 1 > 0 every step
+        on = L.LIF(shape=(k,), du=RELAY_DU, dv=RELAY_DV, vth=0, bias_mant=1, bias_exp=0)
     for i, p in enumerate(pops):
         lif = L.LIF(shape=(k * p.n,), du=_as_lava_param(p.du), dv=_as_lava_param(p.dv), vth=_as_lava_param(p.vth),
                     bias_mant=0, bias_exp=0)
         lifs.append(lif)
         for inp in p.inputs:
-            if not -1 <= inp.src <= i:
+            if not ON_SRC <= inp.src <= i:
                 raise InputError(f"population {i}: input from {inp.src} is not an earlier population or itself")
-            port = src.s_out if inp.src < 0 else lifs[inp.src].s_out
+            port = on.s_out if inp.src == ON_SRC else src.s_out if inp.src < 0 else lifs[inp.src].s_out
             _connect(L, port, lif, inp.w0, inp.e0, k)
             _connect(L, port, lif, inp.w0_fine, inp.f0, k)
             if inp.n_later:

@@ -21,8 +21,11 @@ direction), so each input needs five Lava processes whatever the number of taps
 (:mod:`snnhw.backends.lava_taps`). snnhw's core runs the same arithmetic directly
 (:func:`simulate_emulation`); ``tests/test_nir_emulate.py`` checks both agree bit for bit.
 
-Only chains of Dense/identity stages of spiking CubaLIF/LIF neurons without bias or leak are emulated
-(:func:`why_not`); anything else keeps the threshold compensation (:mod:`snnhw.nir_import.compensate`).
+A bias on the current (Affine biases) and a leak on v come from an always-on unit (one neuron per sample
+that spikes every step, source :data:`ON_SRC`) through the same taps (the leak on tap 0 only). It fires
+from the chip's first step, so a layer at depth k > 1 gets its bias k - 1 steps before its NIR step 0
+(noted). Only chains of Dense/identity stages of spiking neurons are emulated (:func:`why_not`); anything
+else keeps the threshold compensation (:mod:`snnhw.nir_import.compensate`).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from snnhw.nir_import.reference import float_reference, one_thread
 EMULATION_NOTE = ("Loihi resets v to 0; u carries the NIR membrane potential instead (v_decay 4096: v = u), the "
                   "current filter runs as delayed synaptic taps, the reset as a recurrent self-connection "
                   "(-beta*theta): exact up to rounding (snnhw.nir_import.emulate)")
+ON_SRC = -2  # the always-on unit's source index (biases and leaks)
 MAX_TAPS = 64  # taps per synapse group (the relay holds MAX_TAPS - 1 delayed copies)
 TAP_FLOOR = 0.5  # weight units: later taps smaller than this everywhere are dropped
 
@@ -118,8 +122,6 @@ def why_not(model: NirModel) -> Optional[str]:
             return f"stage {st.name} is a {st.kind} synapse (only dense synapses carry the delayed taps)"
         if not nd.spiking:
             return f"stage {st.name} does not spike"
-        if st.bias is not None or st.bias_rec is not None or np.any(nd.leak != 0):
-            return f"stage {st.name} has a bias or leak"
     return None
 
 
@@ -132,12 +134,10 @@ def _split(w: np.ndarray, e: int) -> Tuple[np.ndarray, np.ndarray, int]:
     return loihi.split_weight(w, e)
 
 
-def _group(src: int, w: np.ndarray, alpha: np.ndarray, self_w: Optional[np.ndarray]) -> TapGroup:
-    """The taps ``alpha**d * w`` (rows: per-neuron alpha) of one source, the reset's self-connection on
-    tap 0's diagonal when given."""
-    tap0 = w.copy()
-    if self_w is not None:
-        tap0[np.diag_indices(w.shape[0])] += self_w
+def _group(src: int, w: np.ndarray, alpha: np.ndarray, extra0: Optional[np.ndarray]) -> TapGroup:
+    """The taps ``alpha**d * w`` (rows: per-neuron alpha) of one source, ``extra0`` added to tap 0 only
+    (the reset's self-connection, a leak)."""
+    tap0 = w.copy() if extra0 is None else w + extra0
     e0 = _exp(float(np.abs(tap0).max()))
     hi0, lo0, f0 = _split(tap0, e0)
     wmax = float(np.abs(w).max())
@@ -173,7 +173,14 @@ def emulation_spec(model: NirModel, calib, reset: str) -> Tuple[EmuSpec, List[st
         sub = -float(s) * (1.0 if reset == "subtract-undecayed" else beta_c)
         wr = np.zeros((nd.n, nd.n)) if st.weight_rec is None else per[:, None] * st.weight_rec
         groups.append(_group(k, wr, nd.alpha if st.weight_rec is not None else np.zeros(nd.n),
-                             np.full(nd.n, sub)))
+                             np.diag(np.full(nd.n, sub))))
+        cur = sum(b for b in (st.bias, st.bias_rec) if b is not None)
+        if np.any(cur != 0) or np.any(nd.leak != 0):
+            groups.append(_group(ON_SRC, (per * cur)[:, None] if np.ndim(cur) else np.zeros((nd.n, 1)), nd.alpha,
+                                 (s * nd.leak / nd.theta)[:, None]))
+            if k:
+                notes.append(f"layer {safe_name(st.name)}: bias from the chip's first step, {k} step(s) before "
+                             f"the layer's first NIR step")
         pops.append(EmuPop(safe_name(st.name), nd.n, i_decay, s, groups))
     return EmuSpec(int(model.n_in), pops, reset), notes
 
@@ -210,7 +217,7 @@ def simulate_emulation(spec: EmuSpec, x) -> Tuple[List[np.ndarray], List[np.ndar
     (:func:`snnhw.loihi.lif_integrate`); population k's step ``t + k + 1`` is NIR step ``t``."""
     s_in = (torch.as_tensor(np.asarray(x)) != 0).to(torch.int64)
     T = s_in.shape[1]
-    outs, spikes, us = {-1: s_in}, [], []
+    outs, spikes, us = {-1: s_in, ON_SRC: torch.ones((s_in.shape[0], T, 1), dtype=torch.int64)}, [], []
     with one_thread(), torch.no_grad():
         for i, p in enumerate(spec.pops):
             a = sum(_ff_input(g, outs[g.src], T) for g in p.groups if g.src != i)
