@@ -185,9 +185,13 @@ def _per_neuron_tau_graph(tmp_path):
 
 def test_per_neuron_tau_and_current_bias_are_reported_with_measured_effect(tmp_path):
     p = _per_neuron_tau_graph(tmp_path)
-    rep = import_nir(p, rate=0.3, steps=80, samples=4, seed=0)
+    rep = import_nir(p, rate=0.3, steps=80, samples=4, seed=0, subtract_mode="compensate")
     assert any("per-neuron time constants" in n for n in rep["lossy"])
     assert any("bias on the synaptic current" in n for n in rep["lossy"])
+    emu = import_nir(p, rate=0.3, steps=80, samples=4, seed=0)  # the default: snnTorch's reset, emulated
+    assert emu["spec_from"] == "subtract-reset emulation"
+    assert any("per-neuron time constants of v" in n for n in emu["lossy"])
+    assert not any("bias on the synaptic current" in n for n in emu["lossy"])  # exact through the taps
     eff = rep["effects"]["per_neuron_tau"]["float_shared_decay_vs_reference"]
     assert 0 <= eff["output_cosine"] <= 1 and rep["agreement"]["output_cosine"] > 0.5
     frep = import_nir(p, target="float", rate=0.3, steps=80, samples=4, seed=0)

@@ -165,7 +165,8 @@ def emulation_spec(model: NirModel, calib, reset: str) -> Tuple[EmuSpec, List[st
         s = int(max(1, min(np.floor(HEADROOM * STATE_LIMIT_W / v_rel), VTH_MAX)))
         i_decay = int(np.clip(np.round(loihi.DECAY_UNITY * (1 - np.median(nd.beta))), 0, loihi.DECAY_UNITY))
         if np.ptp(nd.beta) > 1e-9:
-            notes.append(f"layer {safe_name(st.name)}: per-neuron voltage time constants share one decay (median)")
+            notes.append(f"layer {safe_name(st.name)}: per-neuron time constants of v share one decay (median); "
+                         f"the current's are exact (taps per neuron)")
         beta_c = 1 - i_decay / loihi.DECAY_UNITY
         per = s * nd.g_syn * nd.g_mem / nd.theta
         w = np.eye(nd.n) if st.kind == "identity" else st.weight
