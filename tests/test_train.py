@@ -447,3 +447,46 @@ def test_export_command_user_errors(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").unlink()
     assert main(["export", str(tmp_path), "--format", "nir"]) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "model.nir").is_file()
+
+
+def _ablate_module():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "ablate.py")
+    spec = importlib.util.spec_from_file_location("ablate_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ablate_overrides_reach_the_encoder_and_the_result_is_the_selected_epoch(tmp_path):
+    """benchmarks/ablate.py: a `--set` override is checked like the recipe's own keys, reaches what
+    prepare derives from the recipe (here the encoder's steps), and the printed validation accuracy is
+    the selected epoch's."""
+    from snnhw.train.recipe import RecipeError
+
+    ablate = _ablate_module()
+    over = ablate.overrides(["data.steps=4", 'train.surrogate="fast_sigmoid"'], epochs=2)
+    assert over == {"data.steps": 4, "train.surrogate": "fast_sigmoid", "train.epochs": 2}
+    row = ablate.run(tiny_recipe(tmp_path), over)
+    assert row["set"] == over and row["steps"] == 4 and row["inputs"] == 64 and 1 <= row["selected_epoch"] <= 2
+    assert 0.0 <= row["val_best"] <= 1.0 and 0.0 <= row["test"] <= 1.0
+    with pytest.raises(RecipeError, match="data.steps must be >= 1, got 0"):
+        ablate.run(tiny_recipe(tmp_path), {"data.steps": 0})
+
+
+def test_rate_floor_covers_the_readout_only_when_asked():
+    """recipe rate_reg / min_rate / rate_reg_readout: the penalty is rate_reg * relu(min_rate - rate) per
+    layer; the output layer (the last) counts only with rate_reg_readout, and its gradient then raises
+    the silent readout's spikes."""
+    from snnhw.train.loop import rate_penalty
+
+    hidden = torch.full((2, 5, 4), 0.25)  # rate 0.25: above the floor
+    quiet = torch.full((2, 5, 3), 0.01)  # rate 0.01
+    silent = torch.zeros(2, 5, 10, requires_grad=True)
+    assert float(rate_penalty([hidden, quiet, silent], 20.0, 0.05)) == pytest.approx(20.0 * 0.04)
+    pen = rate_penalty([hidden, quiet, silent], 20.0, 0.05, readout=True)
+    assert float(pen) == pytest.approx(20.0 * 0.04 + 20.0 * 0.05)
+    pen.backward()
+    assert torch.all(silent.grad < 0)  # descending the penalty adds output spikes
+    assert float(rate_penalty([hidden, silent], 20.0, 0.0, readout=True)) == 0.0

@@ -1,6 +1,7 @@
 """The training loop: BPTT with surrogate gradients through the chip's own arithmetic.
 
-* Loss: cross-entropy on ``logit_scale * output spike counts`` (+ optional rate penalty).
+* Loss: cross-entropy on ``logit_scale * output spike counts`` (+ optional rate floor,
+  :func:`rate_penalty`: hidden layers, and the output layer with ``rate_reg_readout``).
 * Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, ties -> lowest index).
 * Adam, cosine schedule over all batches, gradients from the model's surrogate (recipe ``surrogate``).
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
@@ -237,6 +238,13 @@ class _EpochStats:
         return self.spikes / (sizes * max(1, self.seen) * steps)
 
 
+def rate_penalty(spikes: List[torch.Tensor], rate_reg: float, min_rate: float, readout: bool = False) -> torch.Tensor:
+    """``rate_reg * sum_l relu(min_rate - mean rate of layer l)`` over the hidden layers, and the output
+    layer too when ``readout`` (recipe ``rate_reg_readout``): a floor that pulls a silent layer back."""
+    layers = spikes if readout else spikes[:-1]
+    return sum((rate_reg * F.relu(min_rate - s.mean()) for s in layers), spikes[0].new_zeros(()))
+
+
 def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     """One optimizer step on this process's share of the global batch ``gidx``."""
     share = math.ceil(len(gidx) / lp.info.world)
@@ -248,8 +256,7 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     counts = out.sum(1)
     loss = F.cross_entropy(logit_scale * counts, y, reduction="sum") / len(gidx)
     if rate_reg > 0:
-        for s in spikes[:-1]:
-            loss = loss + rate_reg * F.relu(min_rate - s.mean()) * len(idx) / len(gidx)
+        loss = loss + rate_penalty(spikes, rate_reg, min_rate, bool(lp.tr.rate_reg_readout)) * len(idx) / len(gidx)
     lp.opt.zero_grad(set_to_none=True)
     (loss * lp.info.world).backward()
     lp.opt.step()

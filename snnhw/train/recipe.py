@@ -29,7 +29,8 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
               ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
-              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
+              >= ``min_rate``), ``min_rate``, ``rate_reg_readout`` (the penalty holds the output layer's
+              rate too: a readout that falls silent early in training predicts class 0 for every sample), ``readout_lr`` (multiplier of ``lr`` for the output layer),
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
               many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
               exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
@@ -167,6 +168,7 @@ class TrainConfig:
     logit_scale: float = 1.0
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
+    rate_reg_readout: bool = False
     readout_lr: float = option(1.0, lo=0, lo_open=True)
     augment_shift: int = option(0, lo=0)
     select: str = option("val_accuracy", choices=("val_accuracy", "val_loss", "last"))
