@@ -461,8 +461,8 @@ def _ablate_module():
 
 def test_ablate_overrides_reach_the_encoder_and_the_result_is_the_selected_epoch(tmp_path):
     """benchmarks/ablate.py: a `--set` override is checked like the recipe's own keys, reaches what
-    prepare derives from the recipe (here the encoder's steps), and the printed validation accuracy is
-    the selected epoch's."""
+    prepare derives from the recipe (here the encoder's steps), the printed validation accuracy is the
+    selected epoch's, and `--stop-after 1` reproduces the first epoch of the same schedule."""
     from snnhw.train.recipe import RecipeError
 
     ablate = _ablate_module()
@@ -471,6 +471,9 @@ def test_ablate_overrides_reach_the_encoder_and_the_result_is_the_selected_epoch
     row = ablate.run(tiny_recipe(tmp_path), over)
     assert row["set"] == over and row["steps"] == 4 and row["inputs"] == 64 and 1 <= row["selected_epoch"] <= 2
     assert 0.0 <= row["val_best"] <= 1.0 and 0.0 <= row["test"] <= 1.0
+    assert row["val_best"] == row["val_per_epoch"][row["selected_epoch"] - 1] and len(row["val_per_epoch"]) == 2
+    first = ablate.run(tiny_recipe(tmp_path), over, stop_after=1)  # epoch 1 of the same 2-epoch schedule
+    assert first["selected_epoch"] == 1 and first["val_per_epoch"] == row["val_per_epoch"][:1]
     with pytest.raises(RecipeError, match="data.steps must be >= 1, got 0"):
         ablate.run(tiny_recipe(tmp_path), {"data.steps": 0})
 
