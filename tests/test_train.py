@@ -493,3 +493,31 @@ def test_rate_floor_covers_the_readout_only_when_asked():
     pen.backward()
     assert torch.all(silent.grad < 0)  # descending the penalty adds output spikes
     assert float(rate_penalty([hidden, silent], 20.0, 0.0, readout=True)) == 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_weight_decay_adam_is_l2_in_the_gradient_adamw_a_decoupled_shrink(optimizer):
+    """recipe train.weight_decay: with "adam" the decay is L2 added to the gradient, so on a weight whose
+    loss gradient is 0 Adam's first step is a full step of the tensor's learning rate (lr * initial RMS,
+    mantissa units) toward 0, whatever the decay's size; with "adamw" it is the decoupled shrink
+    w *= 1 - lr_tensor * weight_decay."""
+    from snnhw.core.layers import SpikingDense, SpikingNet
+    from snnhw.spec import Neuron
+    from snnhw.train.loop import make_optimizer
+    from snnhw.train.recipe import TrainConfig
+
+    layer = SpikingDense("fc", 3, 2, Neuron(1024, 256, 64))
+    net = SpikingNet((3,), [layer])
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[10.0, -20.0, 30.0], [4.0, 6.0, -8.0]]))
+    w0 = layer.weight.detach().clone()
+    lr_tensor = 0.01 * float(w0.pow(2).mean().sqrt())
+    tr = TrainConfig(lr=0.01, weight_decay=1e-3, optimizer=optimizer, schedule="constant")
+    opt, _ = make_optimizer(net, tr, 1)
+    layer.weight.grad = torch.zeros_like(layer.weight)
+    opt.step()
+    if optimizer == "adam":
+        want = w0 - lr_tensor * torch.sign(w0)
+    else:
+        want = w0 * (1 - lr_tensor * 1e-3)
+    assert torch.allclose(layer.weight.detach(), want, rtol=0, atol=1e-5)

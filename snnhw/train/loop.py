@@ -135,10 +135,13 @@ def param_groups(model: SpikingNet, lr: float, readout_lr: float = 1.0) -> List[
 
 
 def make_optimizer(model: SpikingNet, tr: TrainConfig, n_batches: int):
-    """(Adam, LambdaLR): per-tensor learning rates (:func:`param_groups`) and the recipe's schedule
-    (cosine over all ``epochs * n_batches`` steps, or constant)."""
-    opt = torch.optim.Adam(param_groups(model, float(tr.lr), float(tr.readout_lr)), lr=float(tr.lr),
-                           weight_decay=float(tr.weight_decay))
+    """(Adam or AdamW, LambdaLR): per-tensor learning rates (:func:`param_groups`) and the recipe's schedule
+    (cosine over all ``epochs * n_batches`` steps, or constant). ``weight_decay`` is Adam's L2 term added to
+    the gradient (``"adam"``) or AdamW's decoupled shrink ``w *= 1 - lr_tensor * weight_decay`` per step
+    (``"adamw"``; ``lr_tensor`` is the tensor's own learning rate, :func:`param_groups`)."""
+    cls = torch.optim.AdamW if tr.optimizer == "adamw" else torch.optim.Adam
+    opt = cls(param_groups(model, float(tr.lr), float(tr.readout_lr)), lr=float(tr.lr),
+              weight_decay=float(tr.weight_decay))
     total_steps = max(1, int(tr.epochs) * n_batches)
     if tr.schedule == "cosine":
         sched = torch.optim.lr_scheduler.LambdaLR(

@@ -25,7 +25,8 @@ one-line :class:`RecipeError` naming the key). Sections:
               on the steps that carry input), ``calib_samples``, ``identity`` (hardware methods only:
               share of a square hidden layer's input variance on one-to-one weights, see
               :func:`snnhw.init.init_spec`).
-``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam"),
+``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam": weight decay
+              as L2 in the gradient; "adamw": decoupled, see :func:`snnhw.train.loop.make_optimizer`),
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
               ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
@@ -161,7 +162,7 @@ class TrainConfig:
     batch_size: int = option(64, lo=1)
     lr: float = option(0.003, lo=0)
     weight_decay: float = option(0.0, lo=0)
-    optimizer: str = option("adam", choices=("adam",))
+    optimizer: str = option("adam", choices=("adam", "adamw"))
     schedule: str = option("cosine", choices=("cosine", "constant"))
     surrogate: str = option("arctan", choices=tuple(SURROGATES))
     seed: int = 0
