@@ -26,95 +26,21 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_throughput import _quiet, kernel  # noqa: E402  (stdout silencing, SNNHW_KERNEL switch)
+from train_throughput import batch, kernel, slayer_step, snnhw_step, snntorch_step  # noqa: E402
 
 NETS = (("MLP 64-256-256-10, B=64, T=20", (64, 256, 256, 10), 64, 20),
         ("3-layer 512-wide 512-512-512-512, B=64, T=100", (512, 512, 512, 512), 64, 100))
 DEV = "cuda"
 
 
-def batch(sizes, B, T, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(B, T, sizes[0], generator=g) < 0.2).float()
-    y = torch.randint(0, sizes[-1], (B,), generator=g)
-    return x.to(DEV), y.to(DEV)
-
-
-def snnhw_step(sizes, B, T):
-    """train_throughput's snnhw model (same neuron, weights, optimizer) for ``sizes`` on CUDA."""
-    from snnhw.core.layers import SpikingDense, SpikingNet
-    from snnhw.spec import Neuron
-
-    n = Neuron(i_decay=1024, v_decay=128, vth_mant=400)
-    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    model = SpikingNet((sizes[0],), layers)
-    with torch.no_grad():
-        for layer in layers:
-            layer.weight.normal_(0, 40)
-    model.to(DEV)
-    opt = torch.optim.Adam(model.parameters(), lr=0.5)
-    x, y = batch(sizes, B, T)
-
-    def step():
-        out = model(x)
-        loss = F.cross_entropy(out.sum(1) * 0.5, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model.clamp_parameters_()
-    return step
-
-
-def slayer_step(sizes, B, T):
-    """train_throughput's slayer CUBA blocks for ``sizes`` on CUDA (its CUDA extension)."""
-    with _quiet():
-        import lava.lib.dl.slayer as slayer
-    params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
-              "scale_grad": 3, "requires_grad": False}
-    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(sizes[:-1], sizes[1:])])
-    blocks.to(DEV)
-    opt = torch.optim.Adam(blocks.parameters(), lr=1e-3)
-    x, y = batch(sizes, B, T)
-    xs = x.permute(0, 2, 1).contiguous()  # slayer: [N, C, T]
-
-    def step():
-        s = xs
-        for b in blocks:
-            s = b(s)
-        loss = F.cross_entropy(s.sum(-1) * 0.5, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
-
-
-def snntorch_step(sizes, B, T):
-    """train_throughput's snnTorch ``Synaptic`` MLP for ``sizes`` on CUDA."""
-    import snntorch as snn
-
-    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]).to(DEV)
-    lifs = [snn.Synaptic(alpha=0.75, beta=0.97).to(DEV) for _ in fcs]
-    opt = torch.optim.Adam(fcs.parameters(), lr=1e-3)
-    x, y = batch(sizes, B, T)
-
-    def step():
-        states = [lif.init_synaptic() for lif in lifs]
-        count = 0
-        for t in range(T):
-            s = x[:, t]
-            for i, (fc, lif) in enumerate(zip(fcs, lifs)):
-                syn, mem = states[i]
-                s, syn, mem = lif(fc(s), syn, mem)
-                states[i] = (syn, mem)
-            count = count + s
-        loss = F.cross_entropy(count * 0.5, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+def on_cuda(builder, sizes, B, T):
+    """``builder`` (one of train_throughput's model builders) for ``sizes`` on CUDA, bound to one batch:
+    returns a no-argument training step."""
+    step = builder(sizes, T, DEV)
+    x, y = batch(0, B, sizes, T, DEV)
+    return lambda: step(x, y)
 
 
 def bench(step, B, iters, warmup=3):
@@ -145,7 +71,7 @@ def run_net(title, sizes, B, T, iters, path):
     for name, make, k in runs:
         try:
             with kernel(k) if k else contextlib.nullcontext():
-                res[name] = bench(make(sizes, B, T), B, iters)
+                res[name] = bench(on_cuda(make, sizes, B, T), B, iters)
         except OPTIONAL_FAILURES as e:
             if make is not slayer_step and not isinstance(e, ImportError):
                 raise

@@ -37,12 +37,18 @@ whose ratios move with the load:
     19:05  ~10   334.5   306.3    288.8     249.1     |  1.09x    1.16x     1.34x   | 208 / 338 / 342 / 384
 
 (the 18:49 run had the earlier backward kernel, ~5x slower on arctan, and the 18:59 run got the final
-one part way; the 19:05 run is the final code. snnTorch's many small ops suffer most under heavy load). The 3x / 2x goals are NOT met at light load. Where a fused step goes now
-(cProfile, 10 steps, 2 threads, load ~10; 46 ms/step): the GEMMs of the synapses, forward and
-backward, ~30 %; the two numba kernels ~17 % (backward 10, forward 7); the weight fake-quantization
-(``_RoundGridClamp``: round/abs/clamp of every weight, forward and backward) ~16 %; Adam ~10 %; the
-synapse's shifted floor and its backward ~7 %. The GEMMs and Adam are the same work in slayer and
-snnTorch, which bounds the ratio; the neuron loop is no longer the dominant cost.
+one part way; snnTorch's many small ops suffer most under heavy load).
+
+On the idle machine (2026-12-02 21:31 UTC, load < 1, commit 6d681ca, one run, round-robin medians):
+snnhw fused 5196.7, slayer 2331.3, snnTorch 3298.4, snnhw reference loop 3034.2 samples/s ->
+**2.23x slayer, 1.58x snnTorch**, fused/reference 1.71x; peak KiB/sample fused 228.0, slayer 338.0,
+snnTorch 289.5, reference 347.7. The 3x / 2x goals are NOT met. Where a fused step (11.9 ms) goes
+(torch profiler, 10 steps, idle; the profiler's own overhead inflates the small ops): the synapses'
+GEMMs forward and backward ~32 %, the numba forward kernel ~25 % and backward kernel ~19 % (three
+populations; they stream u, v and spikes of every step through memory), the one-step-delay copies of
+the exact synapse (``_FloorDelay``, forward and backward) ~16 %, Adam, fake-quantization and the rest
+~8 %. The GEMMs are the same work in slayer and snnTorch; what is left to win is moving the synapse's
+floor and one-step delay into the neuron kernel (it would read ``a[t-1]`` itself) — not done.
 """
 from __future__ import annotations
 
@@ -62,23 +68,26 @@ import torch.nn.functional as F
 B, T, SIZES = 64, 20, (64, 256, 256, 10)
 
 
-def batch(seed=0, n=B):
+def batch(seed=0, n=B, sizes=SIZES, steps=T, device="cpu"):
+    """Random input spikes [n, steps, sizes[0]] (rate 0.2) and labels, on ``device``."""
     g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, T, SIZES[0], generator=g) < 0.2).float()
-    y = torch.randint(0, SIZES[-1], (n,), generator=g)
-    return x, y
+    x = (torch.rand(n, steps, sizes[0], generator=g) < 0.2).float()
+    y = torch.randint(0, sizes[-1], (n,), generator=g)
+    return x.to(device), y.to(device)
 
 
-def snnhw_step():
+# The model builders (also used by benchmarks/gpu.py): each returns ``step(x, y)``, one training step.
+def snnhw_step(sizes=SIZES, steps=T, device="cpu"):
     from snnhw.core.layers import SpikingDense, SpikingNet
     from snnhw.spec import Neuron
 
     n = Neuron(i_decay=1024, v_decay=128, vth_mant=400)
-    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
-    model = SpikingNet((SIZES[0],), layers)
+    layers = [SpikingDense(f"fc{i}", a, b, n) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    model = SpikingNet((sizes[0],), layers)
     with torch.no_grad():
         for l in layers:
             l.weight.normal_(0, 40)
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
 
     def step(x, y):
@@ -108,12 +117,13 @@ def _quiet():
             os.close(f)
 
 
-def slayer_step():
+def slayer_step(sizes=SIZES, steps=T, device="cpu"):
     with _quiet():
         import lava.lib.dl.slayer as slayer
     params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
               "scale_grad": 3, "requires_grad": False}
-    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+    blocks.to(device)
     opt = torch.optim.Adam(blocks.parameters(), lr=1e-3)
 
     def step(x, y):
@@ -127,17 +137,17 @@ def slayer_step():
     return step
 
 
-def snntorch_step():
+def snntorch_step(sizes=SIZES, steps=T, device="cpu"):
     import snntorch as snn
 
-    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
-    lifs = [snn.Synaptic(alpha=0.75, beta=0.97) for _ in fcs]
+    fcs = torch.nn.ModuleList([torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]).to(device)
+    lifs = [snn.Synaptic(alpha=0.75, beta=0.97).to(device) for _ in fcs]
     opt = torch.optim.Adam(fcs.parameters(), lr=1e-3)
 
     def step(x, y):
         states = [lif.init_synaptic() for lif in lifs]
         count = 0
-        for t in range(T):
+        for t in range(steps):
             s = x[:, t]
             for i, (fc, lif) in enumerate(zip(fcs, lifs)):
                 syn, mem = states[i]

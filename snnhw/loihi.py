@@ -336,6 +336,41 @@ def round_to_grid(w, mixed: bool = True) -> np.ndarray:
     return eff.astype(np.int64)
 
 
+#: A split weight's fine exponent is the coarse one minus this (but not below 0): the coarse rounding error
+#: (at most half a mixed step, ``2**weight_exp``) then needs a fine mantissa of at most 128 <= MIXED_MANT_MAX.
+SPLIT_SHIFT = 7
+
+
+def split_weight(w, weight_exp: int) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Two Dense synapses for one weight matrix ``w`` (weight units, float): (coarse mantissas, fine
+    mantissas, fine exponent). The coarse synapse is ``round_to_grid(w / 2**weight_exp)`` at
+    ``weight_exp``; the fine one carries the rounding error at ``max(weight_exp - SPLIT_SHIFT, 0)``. Both
+    feed the same LIF ``a_in`` (Lava sums them), so the effective weight has up to 15 bits instead of 8.
+    The fine exponent is kept >= 0 because Lava floors a sum scaled by a negative exponent: that floor
+    biases every step's input by up to -1 (mean about -1/2), a drift that adds up over many synapses
+    and steps (measured: it undid the gain of the finer weights). ``weight_exp`` must be >= 0
+    (:func:`split_wide`)."""
+    if int(weight_exp) < 0:
+        raise RangeError(f"a split weight needs weight_exp >= 0, got {weight_exp}")
+    w = np.asarray(w, dtype=np.float64)
+    hi = round_to_grid(w / 2.0 ** weight_exp)
+    fine_exp = max(int(weight_exp) - SPLIT_SHIFT, 0)  # >= 0: no floor, so no bias, on the fine sum either
+    lo = round_to_grid((w - hi * 2.0 ** weight_exp) / 2.0 ** fine_exp)
+    return hi, lo, fine_exp
+
+
+def split_wide(hi, weight_exp: int, lo, fine_exp: int) -> Tuple[np.ndarray, int]:
+    """One integer matrix and exponent that give exactly what a coarse Dense ``(hi, weight_exp)`` and a
+    fine Dense ``(lo, fine_exp)`` into the same ``a_in`` give together: with ``weight_exp >= 0`` the
+    coarse sum ``hi @ s * 2**weight_exp`` is an integer, so ``floor(hi@s * 2**e) + floor(lo@s * 2**f)
+    = floor((hi * 2**(e - f) + lo) @ s * 2**f)`` (an integer leaves a floor unchanged). Needs
+    ``weight_exp >= 0`` and ``fine_exp <= weight_exp``."""
+    e, f = int(weight_exp), int(fine_exp)
+    if e < 0 or f > e:
+        raise RangeError(f"split weights need weight_exp >= 0 and fine exponent <= weight_exp, got {e}, {f}")
+    return np.asarray(hi, dtype=np.int64) * (1 << (e - f)) + np.asarray(lo, dtype=np.int64), f
+
+
 def round_to_grid_torch_(w: torch.Tensor) -> torch.Tensor:
     """In-place torch twin of :func:`round_to_grid` for a zero-mean (mixed-sign) float draw: nearest
     even integer clipped to [-256, 254], returned as float holding exact integers."""

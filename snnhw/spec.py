@@ -36,6 +36,10 @@ class Neuron:
     reset: str = "zero"  # "zero" (Loihi) or "subtract" (float targets only); see snnhw.core.neuron
 
 
+#: Dense fields of split weights (:attr:`Dense.split`), left out of ``to_dict`` when unused.
+SPLIT_FIELDS = ("weight_fine", "fine_exp", "weight_rec_fine", "rec_fine_exp")
+
+
 @dataclass
 class Dense:
     """Fully connected synapse + CUBA LIF population; optional recurrent weights (dense_rec)."""
@@ -50,6 +54,17 @@ class Dense:
     rec_exp: int = 0
     graded_input: bool = False  # the synapse multiplies payloads (num_message_bits > 0)
     kind: str = "dense"
+    # split weights (quantized specs only): a second, fine Dense from the same source into the same LIF,
+    # carrying the coarse synapse's rounding error (snnhw.loihi.split_weight); None = one Dense
+    weight_fine: Optional[np.ndarray] = None  # [out, in]
+    fine_exp: int = 0
+    weight_rec_fine: Optional[np.ndarray] = None  # [out, out]
+    rec_fine_exp: int = 0
+
+    @property
+    def split(self) -> bool:
+        """Whether this layer has a fine synapse beside its feed-forward or recurrent one."""
+        return self.weight_fine is not None or self.weight_rec_fine is not None
 
     @property
     def n_in(self) -> int:
@@ -209,6 +224,7 @@ class NetworkSpec:
                     raise InputError(f"layer {layer.name}: expects {layer.n_in} inputs, previous layer gives {n_in}")
                 if layer.weight_rec is not None and layer.weight_rec.shape != (layer.n_out, layer.n_out):
                     raise InputError(f"layer {layer.name}: weight_rec must be [{layer.n_out}, {layer.n_out}]")
+                self._validate_split(layer)
             else:
                 if tuple(layer.input_shape) != shape:
                     raise InputError(f"layer {layer.name}: input_shape {tuple(layer.input_shape)} "
@@ -218,11 +234,29 @@ class NetworkSpec:
             shape = tuple(layer.out_shape)
         return self
 
+    def _validate_split(self, layer: Dense) -> None:
+        """Fine synapses: quantized only, shaped like their coarse partner, exponents as split_wide needs."""
+        pairs = (("weight_fine", layer.weight_fine, layer.weight, "weight_exp", layer.weight_exp, layer.fine_exp),
+                 ("weight_rec_fine", layer.weight_rec_fine, layer.weight_rec, "rec_exp", layer.rec_exp,
+                  layer.rec_fine_exp))
+        for name, fine, coarse, ename, e, f in pairs:
+            if fine is None:
+                continue
+            where = f"layer {layer.name}"
+            if not self.quantized:
+                raise InputError(f"{where}: {name} (split weights) needs a quantized spec")
+            if coarse is None or np.shape(fine) != np.shape(coarse):
+                raise InputError(f"{where}: {name} must have the shape of its coarse matrix")
+            if not (0 <= int(e) and int(f) <= int(e)):
+                raise loihi.RangeError(f"{where}: {name} needs {ename} >= 0 and its exponent <= {ename} "
+                                       f"(got {e} and {f})")
+
     def _validate_values(self, layer) -> None:
         where = f"layer {layer.name}"
         arrays = [("weight", np.asarray(layer.weight))]
-        if isinstance(layer, Dense) and layer.weight_rec is not None:
-            arrays.append(("weight_rec", layer.weight_rec))
+        if isinstance(layer, Dense):
+            arrays += [(k, getattr(layer, k)) for k in ("weight_rec", "weight_fine", "weight_rec_fine")
+                       if getattr(layer, k) is not None]
         for name, arr in arrays:
             if not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
                 raise InputError(f"{where}: {name} contains NaN or infinity")
@@ -254,6 +288,8 @@ class NetworkSpec:
                         f"({mode.name.lower()} sign mode clears the LSB: use even mantissas)")
         if isinstance(layer, Dense):
             loihi.check_range("rec_exp", layer.rec_exp, where)
+            loihi.check_range("weight_exp", layer.fine_exp, where)
+            loihi.check_range("rec_exp", layer.rec_fine_exp, where)
 
     # ---- serialization (JSON + npz-free: arrays as lists) ---------------------------------------
     def to_dict(self) -> Dict:
@@ -267,6 +303,9 @@ class NetworkSpec:
         layers = []
         for layer in self.layers:
             d = {k: conv(v) for k, v in asdict(layer).items() if k != "neuron"}
+            if isinstance(layer, Dense) and not layer.split:  # one-Dense layers keep their old format
+                for k in SPLIT_FIELDS:
+                    d.pop(k)
             if hasattr(layer, "neuron"):
                 d["neuron"] = asdict(layer.neuron)
             layers.append(d)

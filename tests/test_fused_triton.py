@@ -22,7 +22,6 @@ recurrent, a quarter the size).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -42,7 +41,8 @@ from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
 from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
 from snnhw.core.surrogate import SURROGATES, Surrogate  # noqa: E402
 from snnhw.errors import MissingDependencyError  # noqa: E402
-from test_fused import INPUT_REGIMES, _bounded, draw_pack  # noqa: E402
+from test_fused import _assert_coverage as assert_coverage  # noqa: E402
+from test_fused import run_cases as fused_run_cases  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not fused_triton.available(),
                                 reason=f"triton older than {fused_triton.MIN_VERSION} (untested there)")
@@ -51,39 +51,10 @@ CI_CASES = int(os.environ.get("SNNHW_TRITON_CI_CASES", "300"))
 SLOW_CASES = int(os.environ.get("SNNHW_TRITON_CASES", "10000"))
 
 
-def check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats) -> None:
-    """Triton vs the reference (general path, and fast path where allowed): every output equal."""
-    s, vpre, u, v = fused_triton.forward(a, fi, fv, th, bias, w_rec, rec_exp, True, True, torch.bool)
-    rec = None if w_rec is None else synapse.recurrent_exact(w_rec, rec_exp)
-    modes = [False] + ([True] if _bounded(a, bias, w_rec, rec_exp) else [])
-    for bounded in modes:
-        ref = cuba_loop(a, ExactCuba(fi, fv, th, bias, bounded), recurrent=rec, keep_vpre=True, record=True)
-        for name, x, y in (("s", s, ref.s), ("v_pre", vpre, ref.v_pre), ("u", u, ref.u), ("v", v, ref.v)):
-            assert x.dtype == y.dtype and torch.equal(x, y), \
-                f"{name} differs (bounded={bounded}, rec_exp={rec_exp}, first at {(x != y).nonzero()[0].tolist()})"
-    stats["bounded"] += len(modes) == 2
-    stats["recurrent"] += w_rec is not None
-    stats["saturated"] += int((vpre.abs() == (1 << 23) - 1).sum())
-    stats["large_u"] += int((u.abs() > (1 << 22)).sum())
-    stats["spikes"] += int(s.sum())
-
-
 def run_cases(n_cases: int, seed: int, per_pack: int = 40) -> dict:
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(seed)
-    stats = dict.fromkeys(("cases", "bounded", "recurrent", "saturated", "large_u", "spikes"), 0)
-    regimes, k = set(), 0
-    while stats["cases"] < n_cases:
-        recurrent = k % 5 == 4
-        n = min(n_cases - stats["cases"], per_pack // 4 if recurrent else per_pack)
-        a, fi, fv, th, bias, w_rec, rec_exp, reg = draw_pack(rng, n, recurrent)
-        check_pack(a, fi, fv, th, bias, w_rec, rec_exp, stats)
-        stats["cases"] += n
-        regimes.update(reg)
-        k += 1
-    assert len(regimes) == len(INPUT_REGIMES), regimes
-    for key in ("bounded", "recurrent", "saturated", "large_u", "spikes"):
-        assert stats[key] > 0, f"no case exercised '{key}': {stats}"
+    """test_fused's case loop and coverage check with the Triton forward in place of the numba one."""
+    stats = fused_run_cases(n_cases, seed, per_pack, forward=fused_triton.forward)
+    assert_coverage(stats, keys=("bounded", "recurrent", "saturated", "large_u", "spikes"))
     return stats
 
 
@@ -314,17 +285,6 @@ def test_kernels_compile_for_a_gpu(tmp_path, monkeypatch):
 def test_snnhw_train_same_report_through_triton_path(tmp_path, monkeypatch):
     """``snnhw train`` on the tiny recipe: the Triton path (interpreter) gives the reference path's report
     (apart from times) and the same trained weights."""
-    from snnhw.train.pipeline import RunOptions, run
-    from tiny_recipe import tiny_recipe
+    from tiny_recipe import assert_same_runs, train_on_kernels
 
-    recipe = tiny_recipe(tmp_path, 1)
-    reports, weights = {}, {}
-    for k in ("triton", "reference"):
-        monkeypatch.setenv("SNNHW_KERNEL", k)
-        run(RunOptions(recipe=recipe, out=str(tmp_path / k), progress=False), log=lambda m: None)
-        reports[k] = json.loads((tmp_path / k / "report.json").read_text())
-        reports[k].pop("times")
-        weights[k] = torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["model"]
-    assert reports["triton"] == reports["reference"]
-    assert weights["triton"].keys() == weights["reference"].keys()
-    assert all(torch.equal(weights["triton"][n], weights["reference"][n]) for n in weights["reference"])
+    assert_same_runs(train_on_kernels(tmp_path, monkeypatch, ("triton", "reference")), "triton", "reference")

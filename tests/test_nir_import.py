@@ -102,7 +102,10 @@ def test_braille_lava_equals_exact_core(braille):
 @pytest.mark.slow
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_braille_import_on_lava_reports(tmp_path, braille, reset):
-    rep = import_nir(BRAILLE, reset=reset, rate=0.2, steps=256, samples=100, seed=1, out=tmp_path)
+    # the threshold compensation's report (the default for a subtract reset, the emulation, is in
+    # tests/test_nir_emulate.py)
+    rep = import_nir(BRAILLE, reset=reset, rate=0.2, steps=256, samples=100, seed=1, out=tmp_path,
+                     subtract_mode="compensate")
     a = rep["agreement"]
     assert rep["backend"] in ("lava-cpu-sim", "loihi2")
     if reset == "zero":
@@ -122,7 +125,12 @@ def test_braille_import_on_lava_reports(tmp_path, braille, reset):
 def test_import_cli_writes_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["import-nir", str(FIX / "lif_norse.nir"), "--rate", "0.3", "--steps", "120", "--samples", "4",
-               "--out", str(out)])
+               "--out", str(tmp_path / "split")])  # default: split weights, which NIR metadata cannot hold
+    assert rc == 0 and not (tmp_path / "split" / "model.nir").exists()
+    rep = json.loads((tmp_path / "split" / "report.json").read_text())
+    assert rep["weights"].startswith("split") and "split weights" in rep["model_nir"]
+    rc = main(["import-nir", str(FIX / "lif_norse.nir"), "--rate", "0.3", "--steps", "120", "--samples", "4",
+               "--no-weight-split", "--out", str(out)])
     assert rc == 0
     for f in ("report.json", "spec.json", "model.nir", "verify/inputs.npy", "verify/lava_output_spikes.npy",
               "verify/float_output_spikes.npy", "plots/output_counts.png", "plots/layers_and_raster.png"):
@@ -177,9 +185,13 @@ def _per_neuron_tau_graph(tmp_path):
 
 def test_per_neuron_tau_and_current_bias_are_reported_with_measured_effect(tmp_path):
     p = _per_neuron_tau_graph(tmp_path)
-    rep = import_nir(p, rate=0.3, steps=80, samples=4, seed=0)
+    rep = import_nir(p, rate=0.3, steps=80, samples=4, seed=0, subtract_mode="compensate")
     assert any("per-neuron time constants" in n for n in rep["lossy"])
     assert any("bias on the synaptic current" in n for n in rep["lossy"])
+    emu = import_nir(p, rate=0.3, steps=80, samples=4, seed=0)  # the default: snnTorch's reset, emulated
+    assert emu["spec_from"] == "subtract-reset emulation"
+    assert any("per-neuron time constants of v" in n for n in emu["lossy"])
+    assert not any("bias on the synaptic current" in n for n in emu["lossy"])  # exact through the taps
     eff = rep["effects"]["per_neuron_tau"]["float_shared_decay_vs_reference"]
     assert 0 <= eff["output_cosine"] <= 1 and rep["agreement"]["output_cosine"] > 0.5
     frep = import_nir(p, target="float", rate=0.3, steps=80, samples=4, seed=0)

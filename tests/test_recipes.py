@@ -69,6 +69,7 @@ def test_mnist1d_rsnn_recurrent_layer_keeps_no_voltage_and_readout_integrates():
      "duplicate layer name 'a'"),
     ({"model": {"layers": []}}, "[model] layers is empty"),
     ({"data": {"steps": 0}}, "data.steps must be >= 1, got 0"),
+    ({"data": {"verify_samples": 0}}, "data.verify_samples must be >= 1, got 0"),  # export and verify need one
     ({"data": {"dataset": "cifar"}}, "data.dataset must be one of digits, mnist1d"),
     ({"data": {"encoding": "events"}}, "encoding 'events' needs an event dataset (nmnist, shd), not 'digits'"),
     ({"neuron": {"v_decay": -1}}, "neuron.v_decay must lie in [0, 4096], got -1"),
@@ -77,6 +78,7 @@ def test_mnist1d_rsnn_recurrent_layer_keeps_no_voltage_and_readout_integrates():
     ({"train": {"surrogate": "relu"}}, "train.surrogate must be one of arctan"),
     ({"data": []}, "'data' must be a table"),
     ({"train": {"readout_lr": 0}}, "train.readout_lr must be > 0"),
+    ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing must lie in [0, 1)"),
     ({"init": {"identity": 1.0}}, "init.identity must lie in [0, 1)"),
 ])
 def test_bad_recipes_one_line(bad, msg):

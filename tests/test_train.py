@@ -132,6 +132,20 @@ def _train_parts(recipe_path, ckpt, resume=False, on_batch=None):
                  progress=False, on_batch=on_batch, val=s.val)
 
 
+def test_label_smoothing_reaches_the_training_loss(tmp_path):
+    """``train.label_smoothing`` changes the objective (other weights after the same batches); 0 is the
+    plain cross-entropy (the same weights as a recipe that does not name it)."""
+    rp = _recipe(tmp_path, epochs=1)
+    text = open(rp).read()
+    runs = {}
+    for ls in (None, 0.0, 0.3):
+        path = tmp_path / f"ls{ls}.toml"
+        path.write_text(text if ls is None else text.replace("[train]\n", f"[train]\nlabel_smoothing = {ls}\n"))
+        runs[ls] = _train_parts(str(path), tmp_path / f"ls{ls}.pt").model.state_dict()
+    assert all(torch.equal(runs[None][k], runs[0.0][k]) for k in runs[None])
+    assert not all(torch.equal(runs[None][k], runs[0.3][k]) for k in runs[None])
+
+
 def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     rp = _recipe(tmp_path, epochs=3)
     full = _train_parts(rp, tmp_path / "full.pt")

@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from snnhw import loihi
-from snnhw.backends.lava_stages import LavaStage
+from snnhw.backends.lava_stages import LavaStage, LavaSynapse
 from snnhw.errors import InputError
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec
 
@@ -184,6 +184,14 @@ def _dense_stage(layer: Dense, prev_shape: Tuple[int, ...], k: int, sparse: bool
     if layer.weight_rec is not None:
         st.weights_rec = _block_diag(layer.weight_rec, k, sparse)
         st.rec_exp = int(layer.rec_exp)
+    if layer.weight_fine is not None:  # split weights: a second Dense from the same source into a_in
+        wf = np.asarray(layer.weight_fine).astype(np.int64)
+        big_f = _scatter_columns(wf, _flatten_columns(prev_shape, k), sparse) if flat_src else \
+            _block_diag(wf, k, sparse)
+        st.extra.append(LavaSynapse(big_f, int(layer.fine_exp), graded=bool(layer.graded_input), sparse=sparse))
+    if layer.weight_rec_fine is not None:
+        st.extra_rec.append(LavaSynapse(_block_diag(layer.weight_rec_fine, k, sparse), int(layer.rec_fine_exp),
+                                        sparse=sparse))
     return st
 
 

@@ -46,6 +46,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--netx-compatible", action="store_true",
                         help="limit weight exponents to <= 0 so that model.net (lava-dl netx) can be written "
                              "(slightly coarser; default: best fidelity)")
+    parser.add_argument("--weight-split", dest="split", action="store_true", default=None,
+                        help="per weight matrix a coarse and a fine Dense into the same LIF (~15-bit weights, "
+                             "2x the synapses; model.net/model.nir are not written). Default for loihi2 "
+                             "unless --netx-compatible or --calibrate")
+    parser.add_argument("--no-weight-split", dest="split", action="store_false",
+                        help="one 8-bit Dense per weight matrix")
+    parser.add_argument("--subtract-mode", choices=("emulate", "compensate"), default="emulate",
+                        help="loihi2 with a subtract reset: emulate it exactly up to rounding (u carries the "
+                             "membrane, delayed synaptic taps; default where the graph allows, without "
+                             "--calibrate and --netx-compatible; no model.net/model.nir) or compensate Loihi's "
+                             "zero reset with thresholds and self-excitation")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="fine-tune the chip's weights on N unlabelled calibration inputs to match the float "
                              "reference (distillation on the chip's arithmetic; report.json: calibration)")
@@ -68,7 +79,8 @@ def run(args) -> int:
     rep = import_nir(args.file, target=args.target, dt=args.dt, reset=args.reset, inputs=x, rate=args.rate,
                      steps=args.steps, samples=args.samples, seed=args.seed, out=out,
                      compensate=not args.no_compensation, netx_compatible=args.netx_compatible,
-                     calibrate=args.calibrate, source=args.source, repair=args.repair,
+                     calibrate=args.calibrate, source=args.source, repair=args.repair, split=args.split,
+                     subtract_mode=args.subtract_mode,
                      log=lambda m: print(m, file=sys.stderr))
     a = rep["agreement"]
     print(f"{args.file} -> {out} [{rep['target']}, {rep['backend']}, spec from {rep['spec_from']}]")

@@ -79,6 +79,19 @@ if numba is not None:
         return x
 
     @njit(inline="always", cache=True)
+    def _row(x, b):
+        """Row ``b`` of a parameter array [R, N]: its only row when R = 1 (shared by every row)."""
+        return x[min(np.int64(b), x.shape[0] - 1)]
+
+    @njit(inline="always", cache=True)
+    def _integrate(u, v, at, fi, fv, bias):
+        """One step of u and pre-reset v from the synaptic input ``at`` (the order and casts of
+        :func:`snnhw.loihi.lif_integrate`); returns (u, v)."""
+        un = _wrap24(_i32(_decay(u, fi) + _i32(at << _ACT_SHIFT)))
+        vn = _i32(_decay(v, fv) + un + bias)
+        return un, min(max(vn, -_V_LIMIT), _V_LIMIT)
+
+    @njit(inline="always", cache=True)
     def _rec_input(at, w_rec, rec_exp, spiked, n_spiked, o):
         """``i32(at + i32(floor(sum_j W[o, j] S_prev[j] * 2**rec_exp)))`` over the spiking j only."""
         acc = np.int64(0)
@@ -97,10 +110,7 @@ if numba is not None:
         (int64, iff ``record``)."""
         B, T, N = a.shape
         for b in prange(B):
-            fi = i_factor[min(np.int64(b), i_factor.shape[0] - 1)]
-            fv = v_factor[min(np.int64(b), v_factor.shape[0] - 1)]
-            th = vth[min(np.int64(b), vth.shape[0] - 1)]
-            bi = bias[min(np.int64(b), bias.shape[0] - 1)]
+            fi, fv, th, bi = _row(i_factor, b), _row(v_factor, b), _row(vth, b), _row(bias, b)
             u = np.zeros(N, np.int64)
             v = np.zeros(N, np.int64)
             prev = np.zeros(N, np.int64)  # indices of the neurons that spiked at t - 1 (ascending)
@@ -112,9 +122,7 @@ if numba is not None:
                     at = np.int64(a[b, t, n])
                     if has_rec and t > 0:
                         at = _rec_input(at, w_rec, rec_exp, prev, n_prev, n)
-                    un = _wrap24(_i32(_decay(u[n], fi[n]) + _i32(at << _ACT_SHIFT)))
-                    vn = _i32(_decay(v[n], fv[n]) + un + bi[n])
-                    vn = min(max(vn, -_V_LIMIT), _V_LIMIT)
+                    un, vn = _integrate(u[n], v[n], at, fi[n], fv[n], bi[n])
                     fire = vn > th[n]
                     s_out[b, t, n] = fire
                     if keep_vpre:
@@ -140,17 +148,12 @@ if numba is not None:
         loop-carried branch (the compiler may vectorize it). The same integers, step for step."""
         B, T, N = a.shape
         for b in prange(B):
-            fi = i_factor[min(np.int64(b), i_factor.shape[0] - 1)]
-            fv = v_factor[min(np.int64(b), v_factor.shape[0] - 1)]
-            th = vth[min(np.int64(b), vth.shape[0] - 1)]
-            bi = bias[min(np.int64(b), bias.shape[0] - 1)]
+            fi, fv, th, bi = _row(i_factor, b), _row(v_factor, b), _row(vth, b), _row(bias, b)
             u = np.zeros(N, np.int64)
             v = np.zeros(N, np.int64)
             for t in range(T):
                 for n in range(N):
-                    un = _wrap24(_i32(_decay(u[n], fi[n]) + _i32(np.int64(a[b, t, n]) << _ACT_SHIFT)))
-                    vn = _i32(_decay(v[n], fv[n]) + un + bi[n])
-                    vn = min(max(vn, -_V_LIMIT), _V_LIMIT)
+                    un, vn = _integrate(u[n], v[n], np.int64(a[b, t, n]), fi[n], fv[n], bi[n])
                     fire = vn > th[n]
                     s_out[b, t, n] = fire
                     if keep_vpre:

@@ -51,14 +51,27 @@ def layer_bias(layer, exact: bool) -> Optional[torch.Tensor]:
     return b.reshape(layer.n_out)
 
 
+def dense_weights(layer: Dense, recurrent: bool = False):
+    """(integer matrix, exponent) a Dense layer's feed-forward (or recurrent) input is computed with: the
+    coarse matrix, or for a split layer (:attr:`snnhw.spec.Dense.split`) the one wide matrix that sums
+    exactly like the coarse and the fine Dense together (:func:`snnhw.loihi.split_wide`)."""
+    w, e, fine, f = ((layer.weight_rec, layer.rec_exp, layer.weight_rec_fine, layer.rec_fine_exp) if recurrent
+                     else (layer.weight, layer.weight_exp, layer.weight_fine, layer.fine_exp))
+    if fine is None:
+        return np.asarray(w), int(e)
+    return loihi.split_wide(w, e, fine, f)
+
+
 def synapse(layer, s: torch.Tensor, exact: bool, binary: bool = False) -> torch.Tensor:
     """The input a [B, T, n_out] that ``layer``'s neurons receive (delayed one step), from spikes
     ``s`` [B, T, n_in] of the previous stage: exact, :func:`snnhw.core.synapse.exact_input`'s integers
     (in float32 where :func:`~snnhw.core.synapse.exact_input_float` proves that exact, else int64), or the
     float forward of :func:`snnhw.core.synapse.trainable_input` (float32). ``binary``: the caller
     guarantees ``s`` is 0/1 float32 (simulate's spikes)."""
+    exp = layer.weight_exp
     if isinstance(layer, Dense):
-        w, conv = torch.as_tensor(np.asarray(layer.weight)), None
+        wd, exp = dense_weights(layer)
+        w, conv = torch.as_tensor(wd), None
     elif isinstance(layer, Conv):
         w = torch.as_tensor(np.asarray(layer.weight))
         conv = syn.ConvShape(layer.input_shape, layer.stride, layer.padding)
@@ -73,12 +86,12 @@ def synapse(layer, s: torch.Tensor, exact: bool, binary: bool = False) -> torch.
         graded = isinstance(layer, Dense) and layer.graded_input
         if not binary and s.is_floating_point():
             s = s.to(torch.int64)  # integer payloads (a float is truncated, as exact_input's int64 route does)
-        fast = syn.exact_input_float(s, w, layer.weight_exp, conv, graded=graded, binary=binary)
+        fast = syn.exact_input_float(s, w, exp, conv, graded=graded, binary=binary)
         if fast is not None:  # the same integers in float32 (the neuron kernel reads them directly)
             return fast
         w = w.to(torch.int64) if conv is None else w  # a conv sums in float, exactly (synapse.exact_sum)
-        return syn.exact_input(s.to(torch.int64), w, layer.weight_exp, conv, graded=graded)
-    return syn.trainable_input(s.to(torch.float32), w.to(torch.float32), layer.weight_exp, conv, quantized=False)
+        return syn.exact_input(s.to(torch.int64), w, exp, conv, graded=graded)
+    return syn.trainable_input(s.to(torch.float32), w.to(torch.float32), exp, conv, quantized=False)
 
 
 def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool = False) -> SimResult:
@@ -104,9 +117,8 @@ def simulate(spec: NetworkSpec, x, *, exact: Optional[bool] = None, record: bool
         bias = None if bias is None else bias.to(s.device)
         w_rec, rec_exp = None, 0
         if isinstance(layer, Dense) and layer.weight_rec is not None:
-            w_rec = torch.as_tensor(np.asarray(layer.weight_rec), dtype=torch.int64 if exact else torch.float32,
-                                    device=s.device)
-            rec_exp = layer.rec_exp
+            wr, rec_exp = dense_weights(layer, recurrent=True)
+            w_rec = torch.as_tensor(wr, dtype=torch.int64 if exact else torch.float32, device=s.device)
         if record:
             tr = cuba_lif_trace(a, _params(layer), bias, w_rec=w_rec, rec_exp=rec_exp, exact=exact)
             traces.append(tr)

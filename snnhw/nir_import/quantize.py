@@ -44,13 +44,17 @@ class LayerMap:
     bias_max_mant: int
     limits: Dict[str, float]
     notes: List[str] = field(default_factory=list)
+    fine_exp: Optional[int] = None  # split weights: the fine synapses' exponents (None: not split)
+    rec_fine_exp: Optional[int] = None
 
     def as_dict(self) -> Dict:
         return {"name": self.name, "vth_mant": self.vth_mant, "weight_exp": self.weight_exp,
                 "rec_exp": self.rec_exp, "i_decay": self.i_decay, "v_decay": self.v_decay,
                 "max_weight_mant": self.max_weight_mant, "bias_max_mant": self.bias_max_mant,
                 "scale_limits": {k: (None if not np.isfinite(v) else float(v)) for k, v in self.limits.items()},
-                "notes": list(self.notes)}
+                "notes": list(self.notes),
+                **({"fine_exp": self.fine_exp, "rec_fine_exp": self.rec_fine_exp}
+                   if self.fine_exp is not None or self.rec_fine_exp is not None else {})}
 
 
 def safe_name(name: str) -> str:
@@ -141,8 +145,9 @@ def _rows(st: Stage, theta_scale: float) -> _Rows:
     return _Rows(per, bias_w, thr, i_decay, v_decay, notes)
 
 
-def _limits(st: Stage, r: _Rows, stats: Dict[str, np.ndarray]) -> Dict[str, float]:
-    """Upper bounds on the threshold scale s: 17-bit threshold, u/v headroom, 13-bit bias mantissa."""
+def _limits(st: Stage, r: _Rows, stats: Dict[str, np.ndarray], v_room: float = 1.0) -> Dict[str, float]:
+    """Upper bounds on the threshold scale s: 17-bit threshold, u/v headroom (v's times ``v_room``: Loihi
+    saturates v, where u wraps), 13-bit bias mantissa."""
     nd = st.neuron
     limits = {"vth_17bit": float(VTH_MAX)}
     u_need = np.max(nd.g_mem * stats["imax"] / r.thr) if nd.n else 0.0
@@ -150,7 +155,7 @@ def _limits(st: Stage, r: _Rows, stats: Dict[str, np.ndarray]) -> Dict[str, floa
     if u_need > 0:
         limits["u_headroom"] = HEADROOM * STATE_LIMIT_W / u_need
     if v_need > 0:
-        limits["v_headroom"] = HEADROOM * STATE_LIMIT_W / v_need
+        limits["v_headroom"] = HEADROOM * v_room * STATE_LIMIT_W / v_need
     bmax = float(np.max(np.abs(r.bias_w))) if nd.n else 0.0
     if bmax > 0:
         limits["bias_13bit"] = BIAS_MANT_MAX / bmax
@@ -161,7 +166,7 @@ def _max_mant(mant: np.ndarray) -> int:
     return int(np.abs(mant).max()) if mant.size else 0
 
 
-def _map_dense(st: Stage, name: str, r: _Rows, limits: Dict[str, float], max_exp: int):
+def _map_dense(st: Stage, name: str, r: _Rows, limits: Dict[str, float], max_exp: int, split: bool):
     """(Dense layer, s, e, rec_exp, max mantissa); identity stages get an identity weight matrix."""
     w = np.eye(st.neuron.n) if st.kind == "identity" else st.weight
     wrow = r.per[:, None] * w
@@ -171,6 +176,8 @@ def _map_dense(st: Stage, name: str, r: _Rows, limits: Dict[str, float], max_exp
             limits["rec_weight_8bit"] = loihi.MIXED_MANT_MAX * 2.0 ** max_exp / wrm
     s, e = choose_scale(float(np.abs(wrow).max()), limits, max_exp=max_exp)
     layer = Dense(name=name, weight=loihi.round_to_grid(s * wrow / 2.0 ** e), weight_exp=e)
+    if split:
+        _split(layer, "weight", s * wrow, e, r.notes)
     rec_exp = None
     if st.weight_rec is not None:
         wr_row = r.per[:, None] * st.weight_rec
@@ -178,7 +185,23 @@ def _map_dense(st: Stage, name: str, r: _Rows, limits: Dict[str, float], max_exp
         rec_exp = _exp_for(s * wrmax, max_exp) if wrmax else 0
         layer.weight_rec = loihi.round_to_grid(s * wr_row / 2.0 ** rec_exp)
         layer.rec_exp = rec_exp
+        if split:
+            _split(layer, "weight_rec", s * wr_row, rec_exp, r.notes)
     return layer, s, e, rec_exp, _max_mant(layer.weight)
+
+
+def _split(layer: Dense, which: str, w: np.ndarray, e: int, notes: List[str]) -> None:
+    """Give ``layer`` a fine synapse beside its ``which`` matrix (chip weights ``w``, weight units) where the
+    coarse exponent ``e`` allows it (>= 0, :func:`snnhw.loihi.split_wide`); say so where it does not."""
+    if e < 0:
+        notes.append(f"{which}: not split (its exponent {e} < 0 already holds the weights to "
+                     f"{2.0 ** (e + 1):g} weight units)")
+        return
+    hi, lo, f = loihi.split_weight(w, e)
+    if which == "weight":
+        layer.weight, layer.weight_fine, layer.fine_exp = hi, lo, f
+    else:
+        layer.weight_rec, layer.weight_rec_fine, layer.rec_fine_exp = hi, lo, f
 
 
 def _map_conv(st: Stage, name: str, r: _Rows, limits: Dict[str, float]):
@@ -207,13 +230,14 @@ def _map_pool(st: Stage, name: str, r: _Rows, limits: Dict[str, float]):
     return layer, s, e, None, abs(wq)
 
 
-def _quantize_stage(st: Stage, theta_scale: float, stats: Dict[str, np.ndarray], max_exp: int):
+def _quantize_stage(st: Stage, theta_scale: float, stats: Dict[str, np.ndarray], max_exp: int, split: bool,
+                    v_room: float):
     """(spec layer, LayerMap) of one neuron stage."""
     r = _rows(st, theta_scale)
-    limits = _limits(st, r, stats)
+    limits = _limits(st, r, stats, v_room)
     name = safe_name(st.name)
     if st.kind in ("dense", "identity"):
-        layer, s, e, rec_exp, max_m = _map_dense(st, name, r, limits, max_exp)
+        layer, s, e, rec_exp, max_m = _map_dense(st, name, r, limits, max_exp, split)
     elif st.kind == "conv":
         layer, s, e, rec_exp, max_m = _map_conv(st, name, r, limits)
     else:
@@ -231,17 +255,25 @@ def _quantize_stage(st: Stage, theta_scale: float, stats: Dict[str, np.ndarray],
     lmap = LayerMap(name=name, vth_mant=s, weight_exp=int(e), rec_exp=rec_exp, i_decay=r.i_decay, v_decay=r.v_decay,
                     max_weight_mant=max_m, bias_max_mant=int(np.abs(bias_m).max()) if bias_m.size else 0,
                     limits=limits, notes=r.notes)
+    if isinstance(layer, Dense):
+        lmap.fine_exp = layer.fine_exp if layer.weight_fine is not None else None
+        lmap.rec_fine_exp = layer.rec_fine_exp if layer.weight_rec_fine is not None else None
     return layer, lmap
 
 
 def quantize_model(model: NirModel, calib_x, *, reset: str = "zero", theta_scale: Optional[List[float]] = None,
-                   max_weight_exp: int = EXP_MAX) -> Tuple[NetworkSpec, List[LayerMap]]:
+                   max_weight_exp: int = EXP_MAX, split: bool = False,
+                   v_room: float = 1.0) -> Tuple[NetworkSpec, List[LayerMap]]:
     """Map ``model`` to a quantized Loihi :class:`NetworkSpec` (module docstring, :func:`choose_scale`).
 
     ``calib_x`` [B, T, n_in]: calibration inputs (the float reference on them bounds u and v).
     ``theta_scale``: per-neuron-stage threshold multipliers (subtract-reset compensation).
     ``max_weight_exp``: largest weight/recurrent exponent; 0 makes every Dense encodable by lava-dl netx
     (whose files hold ``mantissa * 2**weight_exp`` within 8 bits).
+    ``split``: every Dense (and recurrent) matrix with exponent >= 0 gets a fine second synapse carrying
+    its rounding error (:func:`snnhw.loihi.split_weight`): ~15-bit effective weights, 2x the synapses.
+    ``v_room``: multiplies v's headroom (:data:`HEADROOM`); above 2 the most negative v of the
+    calibration data saturates at -(2**23 - 1), as Loihi clips v (u keeps its headroom: it wraps).
     """
     stats = _stage_stats(model, calib_x, reset)
     layers: List = []
@@ -252,7 +284,7 @@ def quantize_model(model: NirModel, calib_x, *, reset: str = "zero", theta_scale
             continue
         k = len(maps)
         layer, lmap = _quantize_stage(st, theta_scale[k] if theta_scale is not None else 1.0, stats[k],
-                                      max_weight_exp)
+                                      max_weight_exp, split, v_room)
         layers.append(layer)
         maps.append(lmap)
     spec = NetworkSpec(input_shape=tuple(model.input_shape), layers=layers, quantized=True,

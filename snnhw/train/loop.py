@@ -1,7 +1,8 @@
 """The training loop: BPTT with surrogate gradients through the chip's own arithmetic.
 
-* Loss: cross-entropy on ``logit_scale * output spike counts`` (+ optional rate floor,
-  :func:`rate_penalty`: hidden layers, and the output layer with ``rate_reg_readout``).
+* Loss: cross-entropy on ``logit_scale * output spike counts`` (optionally label-smoothed; + optional
+  rate floor, :func:`rate_penalty`: hidden layers, and the output layer with ``rate_reg_readout``).
+  Validation and test losses are plain cross-entropy.
 * Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, ties -> lowest index).
 * Adam, cosine schedule over all batches, gradients from the model's surrogate (recipe ``surrogate``).
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
@@ -257,7 +258,8 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     logit_scale, rate_reg, min_rate = float(lp.tr.logit_scale), float(lp.tr.rate_reg), float(lp.tr.min_rate)
     out, spikes = lp.net(x, return_all=True)
     counts = out.sum(1)
-    loss = F.cross_entropy(logit_scale * counts, y, reduction="sum") / len(gidx)
+    loss = F.cross_entropy(logit_scale * counts, y, reduction="sum",
+                           label_smoothing=float(lp.tr.label_smoothing)) / len(gidx)
     if rate_reg > 0:
         loss = loss + rate_penalty(spikes, rate_reg, min_rate, bool(lp.tr.rate_reg_readout)) * len(idx) / len(gidx)
     lp.opt.zero_grad(set_to_none=True)

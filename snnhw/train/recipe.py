@@ -29,9 +29,11 @@ one-line :class:`RecipeError` naming the key). Sections:
               as L2 in the gradient; "adamw": decoupled, see :func:`snnhw.train.loop.make_optimizer`),
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
-              ``logit_scale * spike counts``), ``rate_reg`` (weight of a penalty keeping hidden rates
-              >= ``min_rate``), ``min_rate``, ``rate_reg_readout`` (the penalty holds the output layer's
-              rate too: a readout that falls silent early in training predicts class 0 for every sample), ``readout_lr`` (multiplier of ``lr`` for the output layer),
+              ``logit_scale * spike counts``), ``label_smoothing`` (training loss only: the target puts
+              this share of its mass evenly on all classes; 0 = off), ``rate_reg`` (weight of a penalty
+              keeping hidden rates >= ``min_rate``), ``min_rate``, ``rate_reg_readout`` (the penalty holds
+              the output layer's rate too: a readout that falls silent early in training predicts class 0
+              for every sample), ``readout_lr`` (multiplier of ``lr`` for the output layer),
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
               many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
               exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
@@ -81,7 +83,7 @@ class DataConfig:
     encoding: str = option("regular", choices=ENCODINGS)
     steps: int = option(16, lo=1)
     split_seed: int = 0
-    verify_samples: int = option(256, lo=0)
+    verify_samples: int = option(256, lo=1)
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
     val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
@@ -167,6 +169,7 @@ class TrainConfig:
     surrogate: str = option("arctan", choices=tuple(SURROGATES))
     seed: int = 0
     logit_scale: float = 1.0
+    label_smoothing: float = option(0.0, lo=0, hi=1, hi_open=True)
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
     rate_reg_readout: bool = False

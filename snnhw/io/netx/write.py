@@ -137,6 +137,9 @@ def _dense_record(layer: Dense, where: str):
     if layer.graded_input:
         raise NetxFormatError(f"{where}: graded input cannot be stored in a netx file "
                               "(netx takes it as a Network() argument)")
+    if layer.split:
+        raise NetxFormatError(f"{where}: split weights (a coarse and a fine Dense into one LIF) cannot be "
+                              f"stored in a netx file (one Dense per layer)")
     neuron = _neuron_record(layer, where)
     w = _file_weights(layer.weight, layer.weight_exp, "weight", where)
     if w.ndim != 2:

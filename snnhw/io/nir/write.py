@@ -219,6 +219,10 @@ def spec_to_graph(spec: NetworkSpec, *, dt: float = DEFAULT_DT, lossy: bool = Fa
     import nir
 
     spec.validate()
+    for layer in spec.neuron_layers():
+        if isinstance(layer, Dense) and layer.split:
+            raise NIRFormatError(f"layer {layer.name}: split weights (a coarse and a fine Dense into one LIF) "
+                                 f"have no form in snnhw's NIR metadata")
     if not (dt > 0 and np.isfinite(dt)):
         raise NIRFormatError(f"dt must be a positive number of seconds, got {dt}")
     q = bool(spec.quantized)
