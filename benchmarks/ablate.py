@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from snnhw.io.atomic import write_text  # noqa: E402
 from snnhw.train import build  # noqa: E402
 from snnhw.train.evaluate import evaluate  # noqa: E402
 from snnhw.train.checkpoint import load_checkpoint  # noqa: E402
@@ -103,9 +104,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     line = json.dumps(run(a.recipe, overrides(a.set, a.epochs), a.target, a.stop_after))
     print(line)
-    if a.jsonl:
-        with open(a.jsonl, "a") as f:
-            f.write(line + "\n")
+    if a.jsonl:  # append: rewrite the whole file atomically
+        old = open(a.jsonl).read() if os.path.exists(a.jsonl) else ""
+        write_text(a.jsonl, old + line + "\n")
     return 0
 
 
