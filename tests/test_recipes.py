@@ -4,13 +4,16 @@ import os
 import pytest
 
 from snnhw.cli import main
+from snnhw.loihi import DECAY_UNITY
 from snnhw.targets import load_target
 from snnhw.train import build
+from snnhw.train.pipeline import make_encoder
 from snnhw.train.recipe import RecipeError, available_recipes, load_recipe, parse_recipe
 
 SHIPPED = ["digits_mlp", "digits_deep_mlp", "digits_cnn", "mnist1d_rsnn", "mnist_mlp", "fmnist_mlp",
            "nmnist_mlp", "shd_rsnn"]
-INPUTS = {"digits": ((1, 8, 8), 64, 10), "mnist1d": ((40,), 16, 10), "mnist": ((1, 28, 28), 784, 10),
+# (feature shape, input channels, classes); None: a series dataset, whose channels the recipe's encoder sets
+INPUTS = {"digits": ((1, 8, 8), 64, 10), "mnist1d": ((40,), None, 10), "mnist": ((1, 28, 28), 784, 10),
           "fmnist": ((1, 28, 28), 784, 10), "nmnist": ((2, 34, 34), 2312, 10), "shd": ((700,), 700, 20)}
 
 
@@ -22,6 +25,8 @@ def test_all_recipes_present():
 def test_recipe_parses_plans_and_fits_loihi2(name):
     r = load_recipe(name)
     fshape, channels, classes = INPUTS[r.data.dataset]
+    if channels is None:
+        channels = make_encoder(r, 0).series_channels()
     shape = build.input_shape_for(r, fshape, channels)
     plan = build.plan_layers(r, shape, classes)
     load_target("loihi2").check_fit(build.layer_costs(plan))
@@ -33,6 +38,19 @@ def test_deep_mlp_is_the_seed_papers_net():
     r = load_recipe("digits_deep_mlp")
     hidden = r.model.layers[:-1]
     assert len(hidden) == 10 and all(l.out == 600 for l in hidden) and r.data.steps == 3
+
+
+def test_mnist1d_rsnn_recurrent_layer_keeps_no_voltage_and_readout_integrates():
+    """docs/train.md's recurrent recipe: 48 input channels (thermometer + up/down crossings of 16 levels);
+    the recurrent layer has v_decay = 4096 (v = u + B every step, so the hard reset erases no memory) and
+    a short current; the readout keeps most of its voltage from step to step."""
+    r = load_recipe("mnist1d_rsnn")
+    assert make_encoder(r, 0).series_channels() == 48
+    model = build.build_model(r, load_target("loihi2"), (48,), 10)
+    rec, out = model.layers
+    assert rec.weight_rec is not None and out.weight_rec is None
+    assert rec.v_decay == DECAY_UNITY and rec.i_decay > DECAY_UNITY // 2
+    assert out.v_decay < DECAY_UNITY // 8 and out.i_decay < rec.i_decay
 
 
 @pytest.mark.parametrize("bad, msg", [

@@ -461,3 +461,77 @@ def test_export_command_user_errors(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").unlink()
     assert main(["export", str(tmp_path), "--format", "nir"]) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "model.nir").is_file()
+
+
+def _ablate_module():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", "ablate.py")
+    spec = importlib.util.spec_from_file_location("ablate_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ablate_overrides_reach_the_encoder_and_the_result_is_the_selected_epoch(tmp_path):
+    """benchmarks/ablate.py: a `--set` override is checked like the recipe's own keys, reaches what
+    prepare derives from the recipe (here the encoder's steps), the printed validation accuracy is the
+    selected epoch's, and `--stop-after 1` reproduces the first epoch of the same schedule."""
+    from snnhw.train.recipe import RecipeError
+
+    ablate = _ablate_module()
+    over = ablate.overrides(["data.steps=4", 'train.surrogate="fast_sigmoid"'], epochs=2)
+    assert over == {"data.steps": 4, "train.surrogate": "fast_sigmoid", "train.epochs": 2}
+    row = ablate.run(tiny_recipe(tmp_path), over)
+    assert row["set"] == over and row["steps"] == 4 and row["inputs"] == 64 and 1 <= row["selected_epoch"] <= 2
+    assert 0.0 <= row["val_best"] <= 1.0 and 0.0 <= row["test"] <= 1.0
+    assert row["val_best"] == row["val_per_epoch"][row["selected_epoch"] - 1] and len(row["val_per_epoch"]) == 2
+    first = ablate.run(tiny_recipe(tmp_path), over, stop_after=1)  # epoch 1 of the same 2-epoch schedule
+    assert first["selected_epoch"] == 1 and first["val_per_epoch"] == row["val_per_epoch"][:1]
+    with pytest.raises(RecipeError, match="data.steps must be >= 1, got 0"):
+        ablate.run(tiny_recipe(tmp_path), {"data.steps": 0})
+
+
+def test_rate_floor_covers_the_readout_only_when_asked():
+    """recipe rate_reg / min_rate / rate_reg_readout: the penalty is rate_reg * relu(min_rate - rate) per
+    layer; the output layer (the last) counts only with rate_reg_readout, and its gradient then raises
+    the silent readout's spikes."""
+    from snnhw.train.loop import rate_penalty
+
+    hidden = torch.full((2, 5, 4), 0.25)  # rate 0.25: above the floor
+    quiet = torch.full((2, 5, 3), 0.01)  # rate 0.01
+    silent = torch.zeros(2, 5, 10, requires_grad=True)
+    assert float(rate_penalty([hidden, quiet, silent], 20.0, 0.05)) == pytest.approx(20.0 * 0.04)
+    pen = rate_penalty([hidden, quiet, silent], 20.0, 0.05, readout=True)
+    assert float(pen) == pytest.approx(20.0 * 0.04 + 20.0 * 0.05)
+    pen.backward()
+    assert torch.all(silent.grad < 0)  # descending the penalty adds output spikes
+    assert float(rate_penalty([hidden, silent], 20.0, 0.0, readout=True)) == 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_weight_decay_adam_is_l2_in_the_gradient_adamw_a_decoupled_shrink(optimizer):
+    """recipe train.weight_decay: with "adam" the decay is L2 added to the gradient, so on a weight whose
+    loss gradient is 0 Adam's first step is a full step of the tensor's learning rate (lr * initial RMS,
+    mantissa units) toward 0, whatever the decay's size; with "adamw" it is the decoupled shrink
+    w *= 1 - lr_tensor * weight_decay."""
+    from snnhw.core.layers import SpikingDense, SpikingNet
+    from snnhw.spec import Neuron
+    from snnhw.train.loop import make_optimizer
+    from snnhw.train.recipe import TrainConfig
+
+    layer = SpikingDense("fc", 3, 2, Neuron(1024, 256, 64))
+    net = SpikingNet((3,), [layer])
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[10.0, -20.0, 30.0], [4.0, 6.0, -8.0]]))
+    w0 = layer.weight.detach().clone()
+    lr_tensor = 0.01 * float(w0.pow(2).mean().sqrt())
+    tr = TrainConfig(lr=0.01, weight_decay=1e-3, optimizer=optimizer, schedule="constant")
+    opt, _ = make_optimizer(net, tr, 1)
+    layer.weight.grad = torch.zeros_like(layer.weight)
+    opt.step()
+    if optimizer == "adam":
+        want = w0 - lr_tensor * torch.sign(w0)
+    else:
+        want = w0 * (1 - lr_tensor * 1e-3)
+    assert torch.allclose(layer.weight.detach(), want, rtol=0, atol=1e-5)

@@ -1,7 +1,8 @@
 """The training loop: BPTT with surrogate gradients through the chip's own arithmetic.
 
 * Loss: cross-entropy on ``logit_scale * output spike counts`` (optionally label-smoothed; + optional
-  rate penalty). Validation and test losses are plain cross-entropy.
+  rate floor, :func:`rate_penalty`: hidden layers, and the output layer with ``rate_reg_readout``).
+  Validation and test losses are plain cross-entropy.
 * Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, ties -> lowest index).
 * Adam, cosine schedule over all batches, gradients from the model's surrogate (recipe ``surrogate``).
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
@@ -135,10 +136,13 @@ def param_groups(model: SpikingNet, lr: float, readout_lr: float = 1.0) -> List[
 
 
 def make_optimizer(model: SpikingNet, tr: TrainConfig, n_batches: int):
-    """(Adam, LambdaLR): per-tensor learning rates (:func:`param_groups`) and the recipe's schedule
-    (cosine over all ``epochs * n_batches`` steps, or constant)."""
-    opt = torch.optim.Adam(param_groups(model, float(tr.lr), float(tr.readout_lr)), lr=float(tr.lr),
-                           weight_decay=float(tr.weight_decay))
+    """(Adam or AdamW, LambdaLR): per-tensor learning rates (:func:`param_groups`) and the recipe's schedule
+    (cosine over all ``epochs * n_batches`` steps, or constant). ``weight_decay`` is Adam's L2 term added to
+    the gradient (``"adam"``) or AdamW's decoupled shrink ``w *= 1 - lr_tensor * weight_decay`` per step
+    (``"adamw"``; ``lr_tensor`` is the tensor's own learning rate, :func:`param_groups`)."""
+    cls = torch.optim.AdamW if tr.optimizer == "adamw" else torch.optim.Adam
+    opt = cls(param_groups(model, float(tr.lr), float(tr.readout_lr)), lr=float(tr.lr),
+              weight_decay=float(tr.weight_decay))
     total_steps = max(1, int(tr.epochs) * n_batches)
     if tr.schedule == "cosine":
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -238,6 +242,13 @@ class _EpochStats:
         return self.spikes / (sizes * max(1, self.seen) * steps)
 
 
+def rate_penalty(spikes: List[torch.Tensor], rate_reg: float, min_rate: float, readout: bool = False) -> torch.Tensor:
+    """``rate_reg * sum_l relu(min_rate - mean rate of layer l)`` over the hidden layers, and the output
+    layer too when ``readout`` (recipe ``rate_reg_readout``): a floor that pulls a silent layer back."""
+    layers = spikes if readout else spikes[:-1]
+    return sum((rate_reg * F.relu(min_rate - s.mean()) for s in layers), spikes[0].new_zeros(()))
+
+
 def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     """One optimizer step on this process's share of the global batch ``gidx``."""
     share = math.ceil(len(gidx) / lp.info.world)
@@ -250,8 +261,7 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     loss = F.cross_entropy(logit_scale * counts, y, reduction="sum",
                            label_smoothing=float(lp.tr.label_smoothing)) / len(gidx)
     if rate_reg > 0:
-        for s in spikes[:-1]:
-            loss = loss + rate_reg * F.relu(min_rate - s.mean()) * len(idx) / len(gidx)
+        loss = loss + rate_penalty(spikes, rate_reg, min_rate, bool(lp.tr.rate_reg_readout)) * len(idx) / len(gidx)
     lp.opt.zero_grad(set_to_none=True)
     (loss * lp.info.world).backward()
     lp.opt.step()

@@ -106,7 +106,12 @@ def prepare(opts: RunOptions) -> Setup:
     """Load and check everything that can fail on bad input; creates nothing on disk. The validation
     split (recipe ``data.val_fraction``) is carved from the training split here: ``Setup.data`` holds the
     remaining training samples and the untouched test split, ``Setup.val`` the validation samples."""
-    recipe = _with_options(load_recipe(opts.recipe), opts)
+    return prepare_recipe(_with_options(load_recipe(opts.recipe), opts), opts)
+
+
+def prepare_recipe(recipe: Recipe, opts: RunOptions) -> Setup:
+    """:func:`prepare` for a recipe already loaded (``opts.recipe`` is not read; ``benchmarks/ablate.py``
+    passes a recipe with overrides)."""
     _check_device(opts.device)
     target = load_target(opts.target)
     backend = stages.verification_backend(opts.backend, target.quantized)

@@ -25,12 +25,15 @@ one-line :class:`RecipeError` naming the key). Sections:
               on the steps that carry input), ``calib_samples``, ``identity`` (hardware methods only:
               share of a square hidden layer's input variance on one-to-one weights, see
               :func:`snnhw.init.init_spec`).
-``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam"),
+``[train]``   ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` ("adam": weight decay
+              as L2 in the gradient; "adamw": decoupled, see :func:`snnhw.train.loop.make_optimizer`),
               ``schedule`` ("cosine" or "constant"), ``surrogate`` (see
               :data:`snnhw.core.surrogate.SURROGATES`), ``seed``, ``logit_scale`` (cross-entropy on
               ``logit_scale * spike counts``), ``label_smoothing`` (training loss only: the target puts
-              this share of its mass evenly on all classes; 0 = off), ``rate_reg`` (weight of a penalty keeping hidden rates
-              >= ``min_rate``), ``min_rate``, ``readout_lr`` (multiplier of ``lr`` for the output layer),
+              this share of its mass evenly on all classes; 0 = off), ``rate_reg`` (weight of a penalty
+              keeping hidden rates >= ``min_rate``), ``min_rate``, ``rate_reg_readout`` (the penalty holds
+              the output layer's rate too: a readout that falls silent early in training predicts class 0
+              for every sample), ``readout_lr`` (multiplier of ``lr`` for the output layer),
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
               many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
               exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
@@ -161,7 +164,7 @@ class TrainConfig:
     batch_size: int = option(64, lo=1)
     lr: float = option(0.003, lo=0)
     weight_decay: float = option(0.0, lo=0)
-    optimizer: str = option("adam", choices=("adam",))
+    optimizer: str = option("adam", choices=("adam", "adamw"))
     schedule: str = option("cosine", choices=("cosine", "constant"))
     surrogate: str = option("arctan", choices=tuple(SURROGATES))
     seed: int = 0
@@ -169,6 +172,7 @@ class TrainConfig:
     label_smoothing: float = option(0.0, lo=0, hi=1, hi_open=True)
     rate_reg: float = option(0.0, lo=0)
     min_rate: float = 0.01
+    rate_reg_readout: bool = False
     readout_lr: float = option(1.0, lo=0, lo_open=True)
     augment_shift: int = option(0, lo=0)
     select: str = option("val_accuracy", choices=("val_accuracy", "val_loss", "last"))
