@@ -80,6 +80,19 @@ def test_small_cnn_takes_the_no_filter_emulation(small):
     assert reset_value(und.resets[2]) == -und.spec.neuron_layers()[2].neuron.vth_mant
 
 
+def test_why_not_if_names_what_it_cannot_emulate(small):
+    """A current filter (Braille's CubaLIF), a bias on a conv stage, v_reset != 0: one line naming the stage."""
+    import copy
+
+    assert "current filter" in why_not_if(load_model(FIX / "braille_noDelay_noBias_subtract.nir"))
+    m = copy.deepcopy(small[0])
+    m.neuron_stages[0].bias = np.full(m.neuron_stages[0].neuron.n, 0.1)
+    assert "bias" in why_not_if(m) and m.neuron_stages[0].name in why_not_if(m)
+    m = copy.deepcopy(small[0])
+    m.neuron_stages[3].neuron.v_reset = np.full(5, -0.5)
+    assert "v_reset" in why_not_if(m)
+
+
 @pytest.mark.parametrize("reset", ["subtract", "subtract-undecayed"])
 def test_small_cnn_core_follows_the_subtract_reference(small, reset):
     """On snnhw's bit-exact core every layer's per-neuron spike counts follow the float subtract-reset
