@@ -24,7 +24,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from snnhw.backends.lava_pack import (MAX_CONV_GROUPS, conv_batch_cap, default_batch, from_lava_layout,
+from snnhw.backends.lava_pack import (MAX_CONV_GROUPS, add_self_reset, conv_batch_cap, default_batch, from_lava_layout,
                                       spec_stages, to_lava_layout)
 from snnhw.backends.lava_runtime import (lava_available, loihi2_hardware_available, require_hardware,
                                          require_lava)
@@ -90,7 +90,8 @@ def _concat(parts: List[np.ndarray], empty: np.ndarray) -> np.ndarray:
 
 
 def run_lava(spec: NetworkSpec, x, *, record: bool = False, batch: Optional[int] = None,
-             hardware: Optional[bool] = None, progress=None) -> LavaResult:
+             hardware: Optional[bool] = None, progress=None,
+             self_reset: Optional[List[Tuple[int, int, int, int]]] = None) -> LavaResult:
     """Run ``spec`` on Lava for every sample of ``x`` and return the core's layout (:class:`LavaResult`).
 
     Args:
@@ -102,6 +103,8 @@ def run_lava(spec: NetworkSpec, x, *, record: bool = False, batch: Optional[int]
             :data:`~snnhw.backends.lava_pack.MAX_BATCH`).
         hardware: None = use Loihi 2 iff :func:`loihi2_hardware_available`; False forces the CPU simulator.
         progress: optional callable ``progress(done_samples, total_samples)``.
+        self_reset: per neuron layer, a diagonal one-step self-connection (coarse mantissa, exponent, fine
+            mantissa, fine exponent), the same scalar for every neuron (:mod:`snnhw.nir_import.emulate_if`).
     """
     require_lava()
     if not spec.quantized:
@@ -120,6 +123,8 @@ def run_lava(spec: NetworkSpec, x, *, record: bool = False, batch: Optional[int]
         xb = x[start:start + k_max]
         k = xb.shape[0]
         stages, shapes = spec_stages(spec, k)
+        if self_reset is not None:
+            add_self_reset(stages, self_reset)
         outs = run_stages(stages, to_lava_layout(xb, tuple(spec.input_shape)), record=record, hardware=hw)
         for i, (o, shp) in enumerate(zip(outs, shapes)):
             spikes[i].append(from_lava_layout(o.s, shp, k))

@@ -233,3 +233,19 @@ def spec_stages(spec: NetworkSpec, k: int, sparse: Optional[bool] = None
         shapes.append(out_shape)
         prev_shape = out_shape
     return stages, shapes
+
+
+def add_self_reset(stages: List[LavaStage], resets: List[Tuple[int, int, int, int]]) -> None:
+    """Give stage i a diagonal one-step self-connection ``resets[i]`` = (coarse mantissa, exponent, fine
+    mantissa, fine exponent), one scalar for every neuron: coarse and fine ``Sparse`` identities from the
+    LIF onto itself (a 3-D LIF through its flattened ``s_out``, :func:`lava_stages._build_stage`)."""
+    from scipy import sparse as sp
+
+    if len(resets) != len(stages):
+        raise InputError(f"{len(resets)} self resets for {len(stages)} stages")
+    for st, (hi, e, lo, f) in zip(stages, resets):
+        n = int(np.prod(st.shape))
+        for mant, exp in ((hi, e), (lo, f)):
+            if mant:
+                st.extra_rec.append(LavaSynapse(sp.identity(n, dtype=np.int64, format="csr") * int(mant),
+                                                int(exp), sparse=True))

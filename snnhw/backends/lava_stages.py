@@ -186,10 +186,11 @@ def _build_stage(L, st: LavaStage, out_port):
     if st.weights_rec is not None:
         recs.insert(0, LavaSynapse(st.weights_rec, st.rec_exp, st.rec_num_weight_bits,
                                    st.rec_sign_mode, False, st.sparse))
+    flat = len(st.shape) > 1  # a Conv/SumPool LIF: its recurrent synapses see it flattened (C-order)
     for r in recs:
         rec = _synapse(L, r)
-        lif.s_out.connect(rec.s_in)
-        rec.a_out.connect(lif.a_in)
+        (lif.s_out.flatten() if flat else lif.s_out).connect(rec.s_in)
+        (rec.a_out.reshape(tuple(st.shape)) if flat else rec.a_out).connect(lif.a_in)
     return lif
 
 

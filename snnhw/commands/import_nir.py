@@ -54,7 +54,8 @@ def add_arguments(parser) -> None:
                         help="one 8-bit Dense per weight matrix")
     parser.add_argument("--subtract-mode", choices=("emulate", "compensate"), default="emulate",
                         help="loihi2 with a subtract reset: emulate it exactly up to rounding (u carries the "
-                             "membrane, delayed synaptic taps; default where the graph allows, without "
+                             "membrane, delayed synaptic taps or, without a current filter, a self-reset behind "
+                             "any synapse; default where the graph allows, without "
                              "--calibrate and --netx-compatible; no model.net/model.nir) or compensate Loihi's "
                              "zero reset with thresholds and self-excitation")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",

@@ -24,8 +24,10 @@ direction), so each input needs five Lava processes whatever the number of taps
 A bias on the current (Affine biases) and a leak on v come from an always-on unit (one neuron per sample
 that spikes every step, source :data:`ON_SRC`) through the same taps (the leak on tap 0 only). It fires
 from the chip's first step, so a layer at depth k > 1 gets its bias k - 1 steps before its NIR step 0
-(noted). Only chains of Dense/identity stages of spiking neurons are emulated (:func:`why_not`); anything
-else keeps the threshold compensation (:mod:`snnhw.nir_import.compensate`).
+(noted). Only chains of Dense/identity stages of spiking neurons are emulated (:func:`why_not`); chains
+whose populations have no current filter are emulated without taps behind any synapse
+(:mod:`snnhw.nir_import.emulate_if`); anything else keeps the threshold compensation
+(:mod:`snnhw.nir_import.compensate`).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from snnhw.nir_import.measure import (agreement, aligned, latency, layer_report,
                                       voltage_agreement)
 from snnhw.nir_import.chip import CORE_BACKEND
 from snnhw.nir_import.dag import DagSpec, dag_spec, run_dag_lava, simulate_dag
+from snnhw.nir_import.emulate_if import IF_EMULATION_NOTE, IfEmu, if_emulation, run_if_lava, simulate_if, why_not_if
 from snnhw.nir_import.emulate import (EMULATION_NOTE, EmuSpec, emulation_spec, run_emulation_lava, simulate_emulation,
                                       why_not)
 from snnhw.nir_import.readout import chip_model, readout_theta, readout_thetas, run_with_voltage, voltage_nir
@@ -67,7 +68,7 @@ class _Chip:
     dag: Optional[DagSpec] = None  # the graph mapping's spec (graphs without a chain form)
     readout_theta: Optional[float] = None  # graph mapping: the output readout's chip threshold (NIR units)
     headroom: Optional[Dict] = None  # the v headroom choice (_pick_v_room)
-    emu: Optional[EmuSpec] = None  # the subtract-reset emulation's spec (snnhw.nir_import.emulate)
+    emu: Optional[Union[EmuSpec, IfEmu]] = None  # the subtract-reset emulation (nir_import.emulate, emulate_if)
 
 
 def _inputs(model: NirModel, inputs, rate: float, steps: int, samples: int, seed: int) -> _Inputs:
@@ -193,16 +194,18 @@ def _run_dag(model: NirModel, inp: _Inputs, reset: str, target: str, log) -> _Ch
     return chip
 
 
-def _run_emulation(model: NirModel, inp: _Inputs, reset: str, log) -> _Chip:
-    """The subtract-reset emulation (:mod:`snnhw.nir_import.emulate`) on Lava, or on snnhw's core."""
-    spec, notes = emulation_spec(model, inp.calib, reset)
-    L = len(spec.pops)
+def _run_emulation(model: NirModel, inp: _Inputs, reset: str, log, taps: bool = True) -> _Chip:
+    """The subtract-reset emulation on Lava, or on snnhw's core: with delayed taps
+    (:mod:`snnhw.nir_import.emulate`, chains of dense stages) or, ``taps=False``, for populations without a
+    current filter behind any chain synapse (:mod:`snnhw.nir_import.emulate_if`)."""
+    spec, notes = emulation_spec(model, inp.calib, reset) if taps else if_emulation(model, inp.calib, reset)
+    L = len(spec.pops) if taps else len(spec.resets)
     xp = _padded(inp.x, L)
     if lava_runtime.lava_available():
         log(f"running {inp.x.shape[0]} samples on Lava (fixed_pt), subtract reset emulated ...")
-        spikes, backend = run_emulation_lava(spec, xp), "lava-cpu-sim"
+        spikes, backend = (run_emulation_lava if taps else run_if_lava)(spec, xp), "lava-cpu-sim"
     else:
-        spikes, backend = simulate_emulation(spec, xp)[0], CORE_BACKEND
+        spikes, backend = (simulate_emulation(spec, xp)[0] if taps else simulate_if(spec, xp)), CORE_BACKEND
     return _Chip(None, [], backend, spikes, xp, L, lossy=notes, depths=list(range(1, L + 1)), emu=spec)
 
 
@@ -214,10 +217,10 @@ def _run_chain(model: NirModel, inp: _Inputs, reset: str, target: str, opts: Dic
         return _run_float(model, inp, reset)
     if reset.startswith("subtract") and opts["subtract_mode"] == "emulate" and not opts["calibrate"] \
             and not opts["netx"] and not has_snnhw_metadata(model):
-        why = why_not(model)
-        if why is None:
-            return _run_emulation(model, inp, reset, log)
-        log(f"subtract reset compensated, not emulated: {why}")
+        why, why_if = why_not(model), why_not_if(model)
+        if why is None or why_if is None:
+            return _run_emulation(model, inp, reset, log, taps=why is None)
+        log(f"subtract reset compensated, not emulated: {why}; {why_if}")
     return _run_loihi2(model, inp, reset, opts["compensate"], opts["max_exp"], log, opts["calibrate"],
                        opts["split"])
 
@@ -300,7 +303,7 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
     effects: Dict[str, Dict] = {}
     if chip.emu is not None:
         zero_ref = float_reference(model, inp.x, reset="zero")
-        effects["subtract_reset"] = {"emulated": EMULATION_NOTE, "float_zero_reset_vs_subtract_reference":
+        effects["subtract_reset"] = {"emulated": IF_EMULATION_NOTE if isinstance(chip.emu, IfEmu) else EMULATION_NOTE, "float_zero_reset_vs_subtract_reference":
                                      agreement(zero_ref.output.sum(axis=1), rc)}
     elif reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
@@ -334,8 +337,8 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
         atomic.save_npy(out / "verify" / "float_output_voltage.npy", ref.output_voltage.astype(np.float32))
         files += ["verify/lava_output_voltage.npy", "verify/float_output_voltage.npy"]
     if chip.emu is not None:
-        report["model_net"] = report["model_nir"] = ("not written: the subtract-reset emulation (delayed taps, relay "
-                                                      "populations) has no netx or NIR form")
+        report["model_net"] = report["model_nir"] = ("not written: the subtract-reset emulation (self-connections, "
+                                                      "delayed taps) has no netx or NIR form")
     elif chip.spec is None:
         report["model_net"] = report["model_nir"] = "not written: the graph mapping has no NetworkSpec (not a chain)"
     elif target == "loihi2":
@@ -415,7 +418,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
     ``split``: split weights (:func:`snnhw.nir_import.quantize.quantize_model`); None: on for the calibrated
     chain mapping unless ``netx_compatible`` or ``calibrate`` (neither can hold a second synapse).
-    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` where the graph allows it and
+    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` or :mod:`~snnhw.nir_import.emulate_if` where the graph allows it and
     neither ``calibrate`` nor ``netx_compatible`` is given) or ``compensate``
     (:mod:`snnhw.nir_import.compensate`) for a subtract reset on loihi2.
     """
