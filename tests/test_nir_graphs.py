@@ -6,6 +6,7 @@ loops, composed synapses against the uncomposed graph, and the Sinabs fixtures (
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nir
@@ -21,6 +22,8 @@ from snnhw.nir_import import float_reference, import_nir, synaptic_input
 from snnhw.nir_import.measure import cosine, pearson
 
 PEERS = Path(__file__).parent / "fixtures" / "nir" / "peers"
+sys.path.insert(0, str(PEERS))
+import make_peers  # noqa: E402  (load_input: the stored inputs, packed or not)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -295,7 +298,7 @@ def test_recurrence_from_another_population_is_refused():
 # Sinabs' own graphs and outputs
 # ------------------------------------------------------------------------------------------------
 def _peer_input(name):
-    x = np.load(PEERS / f"{name}_input.npy")
+    x = make_peers.load_input(name)
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
