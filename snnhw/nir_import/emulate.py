@@ -112,19 +112,27 @@ class EmuSpec:
                         for g in p.groups]} for p in self.pops]}
 
 
-def why_not(model: NirModel) -> Optional[str]:
-    """None if ``model`` can be emulated, else the reason (one line)."""
+def chain_refusal(model: NirModel) -> Optional[str]:
+    """What rules out either emulation (this one and :mod:`snnhw.nir_import.emulate_if`): not a chain, a
+    voltage readout, a population that does not spike; None if none applies (one line)."""
     if model.chain_error:
         return f"not a chain ({model.chain_error})"
     if model.output_voltage:
         return "the output is a voltage readout"
     for st in model.neuron_stages:
-        nd = st.neuron
-        if st.kind not in ("dense", "identity"):
-            return f"stage {st.name} is a {st.kind} synapse (only dense synapses carry the delayed taps)"
-        if not nd.spiking:
+        if not st.neuron.spiking:
             return f"stage {st.name} does not spike"
     return None
+
+
+def why_not(model: NirModel) -> Optional[str]:
+    """None if ``model`` can be emulated, else the reason (one line)."""
+    if model.chain_error or model.output_voltage:
+        return chain_refusal(model)
+    for st in model.neuron_stages:
+        if st.kind not in ("dense", "identity"):
+            return f"stage {st.name} is a {st.kind} synapse (only dense synapses carry the delayed taps)"
+    return chain_refusal(model)
 
 
 def _exp(wmax: float) -> int:

@@ -27,6 +27,7 @@ from snnhw import loihi
 from snnhw.core.network import synapse
 from snnhw.core.neuron import ExactCuba, cuba_loop
 from snnhw.io.nir import NirModel
+from snnhw.nir_import.emulate import chain_refusal
 from snnhw.nir_import.quantize import quantize_model
 from snnhw.nir_import.reference import one_thread
 from snnhw.spec import Flatten, NetworkSpec, Neuron
@@ -67,14 +68,11 @@ def reset_value(r: Reset) -> int:
 
 def why_not_if(model: NirModel) -> Optional[str]:
     """None if every population of ``model`` can be emulated without taps, else the reason (one line)."""
-    if model.chain_error:
-        return f"not a chain ({model.chain_error})"
-    if model.output_voltage:
-        return "the output is a voltage readout"
+    reason = chain_refusal(model)
+    if reason:
+        return reason
     for st in model.neuron_stages:
         nd = st.neuron
-        if not nd.spiking:
-            return f"stage {st.name} does not spike"
         if np.any(nd.alpha != 0):
             return f"stage {st.name} has a current filter (its taps need dense synapses)"
         if st.weight_rec is not None:
