@@ -183,7 +183,8 @@ def test_fused_equals_reference_many_cases():
     _assert_coverage(stats)
 
 
-def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec, surrogate=Surrogate()):
+def lif_grads(monkeypatch, kernel: str, a, bias, w_rec, surrogate=Surrogate()):
+    """(spikes, a.grad, bias.grad, w_rec.grad or None) of cuba_lif through autograd on ``kernel``."""
     monkeypatch.setenv("SNNHW_KERNEL", kernel)
     a, bias = (x.clone().requires_grad_(True) for x in (a, bias))
     w_rec = None if w_rec is None else w_rec.clone().requires_grad_(True)
@@ -199,22 +200,28 @@ def test_cuba_lif_same_spikes_and_gradients_on_both_kernels(monkeypatch, name):
     g = torch.Generator().manual_seed(3)
     a = torch.randint(-40, 120, (3, 25, 70), generator=g).float()
     bias = torch.randint(-200, 400, (70,), generator=g).float()
-    fused = _lif_grads(monkeypatch, "fused", a, bias, None, Surrogate(name))
-    ref = _lif_grads(monkeypatch, "reference", a, bias, None, Surrogate(name))
+    fused = lif_grads(monkeypatch, "fused", a, bias, None, Surrogate(name))
+    ref = lif_grads(monkeypatch, "reference", a, bias, None, Surrogate(name))
     assert 0 < float(fused[0].mean()) < 1
     for x, y in zip(fused[:3], ref[:3]):
         assert x.dtype == y.dtype and torch.equal(x, y)
 
 
-def test_cuba_lif_recurrent_gradients_within_bound(monkeypatch):
-    """Recurrent cuba_lif through autograd: same spikes; grads within the float32 bound of the bptt
-    tests (:func:`_bound`), checked here on ``a`` (the other grads are sums of it)."""
+def recurrent_lif_case():
+    """(a [3, 25, 12], bias [12], w_rec [12, 12]) float, seeded: a small recurrent population that spikes."""
     g = torch.Generator().manual_seed(3)
     a = torch.randint(-40, 120, (3, 25, 12), generator=g).float()
     bias = torch.randint(-200, 400, (12,), generator=g).float()
     w_rec = (2 * torch.randint(-60, 60, (12, 12), generator=g)).float()
-    fused = _lif_grads(monkeypatch, "fused", a, bias, w_rec)
-    ref = _lif_grads(monkeypatch, "reference", a, bias, w_rec)
+    return a, bias, w_rec
+
+
+def test_cuba_lif_recurrent_gradients_within_bound(monkeypatch):
+    """Recurrent cuba_lif through autograd: same spikes; grads within the float32 bound of the bptt
+    tests (:func:`_bound`), checked here on ``a`` (the other grads are sums of it)."""
+    a, bias, w_rec = recurrent_lif_case()
+    fused = lif_grads(monkeypatch, "fused", a, bias, w_rec)
+    ref = lif_grads(monkeypatch, "reference", a, bias, w_rec)
     assert torch.equal(fused[0], ref[0]) and 0 < float(fused[0].mean()) < 1
     grad_s = torch.linspace(-1, 1, 12).expand(3, 25, 12)
     vpre = neuron.exact_run(a, CubaParams(600, 300, 40), bias, w_rec.to(torch.int64), -1, keep_vpre=True).v_pre

@@ -38,10 +38,11 @@ if int(pytest.importorskip("triton").__version__.split(".")[0]) < 3:
     pytest.skip("the Triton interpreter tests run on triton >= 3 (the 3.13 lane)", allow_module_level=True)
 
 from snnhw.core import fused_triton, neuron, synapse  # noqa: E402
-from snnhw.core.neuron import CubaParams, ExactCuba, cuba_lif, cuba_loop  # noqa: E402
+from snnhw.core.neuron import ExactCuba, cuba_loop  # noqa: E402
 from snnhw.core.surrogate import SURROGATES, Surrogate  # noqa: E402
 from snnhw.errors import MissingDependencyError  # noqa: E402
 from test_fused import _assert_coverage as assert_coverage  # noqa: E402
+from test_fused import lif_grads, recurrent_lif_case  # noqa: E402
 from test_fused import run_cases as fused_run_cases  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not fused_triton.available(),
@@ -114,21 +115,10 @@ def test_triton_backward_equals_reference(name, recurrent, subtract):
     assert torch.equal(ga2, ga) and not bool(gb2.any())
 
 
-def _lif_grads(monkeypatch, kernel: str, a, bias, w_rec):
-    monkeypatch.setenv("SNNHW_KERNEL", kernel)
-    a, bias, w_rec = (x.clone().requires_grad_(True) for x in (a, bias, w_rec))
-    s = cuba_lif(a, CubaParams(600, 300, 40), bias, w_rec=w_rec, rec_exp=-1, surrogate=Surrogate())
-    (s * torch.linspace(-1, 1, s.shape[-1])).sum().backward()
-    return s.detach(), a.grad, bias.grad, w_rec.grad
-
-
 def test_cuba_lif_triton_path_same_spikes_and_gradients(monkeypatch):
-    g = torch.Generator().manual_seed(3)
-    a = torch.randint(-40, 120, (3, 25, 12), generator=g).float()
-    bias = torch.randint(-200, 400, (12,), generator=g).float()
-    w_rec = (2 * torch.randint(-60, 60, (12, 12), generator=g)).float()
-    tri = _lif_grads(monkeypatch, "triton", a, bias, w_rec)
-    ref = _lif_grads(monkeypatch, "reference", a, bias, w_rec)
+    a, bias, w_rec = recurrent_lif_case()
+    tri = lif_grads(monkeypatch, "triton", a, bias, w_rec)
+    ref = lif_grads(monkeypatch, "reference", a, bias, w_rec)
     assert 0 < float(tri[0].mean()) < 1
     for x, y in zip(tri[:2] + tri[3:], ref[:2] + ref[3:]):  # spikes, a.grad, w_rec.grad: exact
         assert x.dtype == y.dtype and torch.equal(x, y)
