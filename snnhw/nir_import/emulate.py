@@ -202,7 +202,7 @@ def _ff_input(g: TapGroup, s: torch.Tensor, T: int) -> torch.Tensor:
     taps = g.wide()
     a = torch.zeros((B, T, taps[0][0].shape[0]), dtype=torch.int64)
     for d, (w, e) in enumerate(taps):
-        part = loihi.shift_floor(s @ torch.as_tensor(w, dtype=torch.int64).T, e)
+        part = loihi.dense_accumulate(s, torch.as_tensor(w, dtype=torch.int64), e)
         if 1 + d < T:
             a[:, 1 + d:] += part[:, :T - 1 - d]
     return a
@@ -217,9 +217,7 @@ def _recurrent(g: TapGroup):
     def rec(at: torch.Tensor, s_prev: torch.Tensor) -> torch.Tensor:
         hist.insert(0, s_prev.to(torch.int64))
         del hist[len(taps):]
-        for (w, e), s in zip(taps, hist):
-            at = at + loihi.shift_floor(s @ w.T, e)
-        return at
+        return loihi.sum_ports(at, *(loihi.dense_accumulate(s, w, e) for (w, e), s in zip(taps, hist)))
     return rec
 
 

@@ -84,9 +84,14 @@ def why_not_if(model: NirModel) -> Optional[str]:
     return None
 
 
+def _reset_target(s: int, i_decay: int, reset: str) -> float:
+    """The self-connection's ideal weight (weight units): -theta off the next update, decayed by the chip's
+    current factor for ``subtract`` (-beta*theta), undecayed for ``subtract-undecayed``."""
+    return -float(s) * (1.0 if reset == "subtract-undecayed" else 1.0 - i_decay / loihi.DECAY_UNITY)
+
+
 def _reset(s: int, i_decay: int, reset: str) -> Reset:
-    beta_c = 1.0 - i_decay / loihi.DECAY_UNITY
-    sub = -float(s) * (1.0 if reset == "subtract-undecayed" else beta_c)
+    sub = _reset_target(s, i_decay, reset)
     e = int(np.clip(np.ceil(np.log2(max(abs(sub) / loihi.MIXED_MANT_MAX, 1e-30))), 0,
                     loihi.RANGES["weight_exp"][1]))
     hi, lo, f = loihi.split_weight(np.array([[sub]]), e)
@@ -109,7 +114,7 @@ def if_emulation(model: NirModel, calib, reset: str) -> Tuple[IfEmu, List[str]]:
         layer.neuron = Neuron(i_decay=i_decay, v_decay=loihi.DECAY_UNITY, vth_mant=s, reset="zero")
         r = _reset(s, i_decay, reset)
         resets.append(r)
-        want = -s * (1.0 if reset == "subtract-undecayed" else 1 - i_decay / loihi.DECAY_UNITY)
+        want = _reset_target(s, i_decay, reset)
         if abs(reset_value(r) - want) > 0.5:
             notes.append(f"layer {layer.name}: the reset self-connection is {reset_value(r)} weight units for "
                          f"{want:g} (split weight rounding)")
@@ -129,7 +134,8 @@ def simulate_if(emu: IfEmu, x) -> List[np.ndarray]:
             w = int(wide[0, 0])
 
             def rec(at: torch.Tensor, s_prev: torch.Tensor, w=w, e=e) -> torch.Tensor:
-                return at + loihi.shift_floor(s_prev.to(torch.int64) * w, e)
+                # a diagonal Dense: each neuron's sum is its own spike times w (Dense rules: loihi)
+                return loihi.sum_ports(at, loihi.scale_sum(s_prev.to(torch.int64) * w, e))
             n = layer.neuron
             params = ExactCuba(loihi.decay_factor(n.i_decay), loihi.decay_factor(n.v_decay),
                                loihi.effective_threshold(n.vth_mant), 0, False)

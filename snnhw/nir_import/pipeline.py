@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Union
 import numpy as np
 
 from snnhw.backends import lava_runtime
+from snnhw import loihi
 from snnhw.errors import InputError, SnnhwError
 from snnhw.io import atomic
 from snnhw.io.nir import NirModel, NIRFormatError, export_nir, has_snnhw_metadata, load_model, model_to_spec_exact
@@ -303,8 +304,9 @@ def _effects(model: NirModel, inp: _Inputs, chip: _Chip, rc, agree: Dict, target
     effects: Dict[str, Dict] = {}
     if chip.emu is not None:
         zero_ref = float_reference(model, inp.x, reset="zero")
-        effects["subtract_reset"] = {"emulated": IF_EMULATION_NOTE if isinstance(chip.emu, IfEmu) else EMULATION_NOTE, "float_zero_reset_vs_subtract_reference":
-                                     agreement(zero_ref.output.sum(axis=1), rc)}
+        effects["subtract_reset"] = {
+            "emulated": IF_EMULATION_NOTE if isinstance(chip.emu, IfEmu) else EMULATION_NOTE,
+            "float_zero_reset_vs_subtract_reference": agreement(zero_ref.output.sum(axis=1), rc)}
     elif reset.startswith("subtract") and target == "loihi2":
         lossy.append("subtractive reset: Loihi resets v to 0")
         effects["subtract_reset"] = _subtract_effects(model, inp, chip, rc, agree, reset, max_exp, split)
@@ -362,7 +364,7 @@ def _write_run(out: Path, report: Dict, model: NirModel, inp: _Inputs, chip: _Ch
     atomic.write_text(out / "report.json", json.dumps(atomic.to_jsonable(report), indent=2))
 
 
-def _load(path, dt, source, repair, reset, target, log):
+def _load(path, dt, source, repair, reset, log):
     """(model, reset): the graph under its source's convention, repairs logged; the reset is the
     argument, else the convention's; a graph without a chain form is refused for the chip mapping."""
     model = load_model(path, dt=dt, source=source, repair=repair)
@@ -399,7 +401,8 @@ def _weights_record(chip: _Chip, split: bool) -> str:
     if chip.spec is None or chip.exact_meta:
         return "as in the graph mapping" if chip.spec is None else "as in the snnhw metadata"
     if any(getattr(L, "split", False) for L in chip.spec.neuron_layers()):
-        return ("split: per matrix a coarse Dense and a fine Dense (exponent - 7) carrying its rounding error, "
+        return (f"split: per matrix a coarse Dense and a fine Dense (exponent - {loihi.SPLIT_SHIFT}) carrying its "
+                "rounding error, "
                 "into the same LIF (~15-bit weights, 2x the synapses)")
     return "8-bit: one Dense per matrix" + ("" if split else " (split off)")
 
@@ -418,8 +421,9 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     ``calibrate``: N > 0 fine-tunes the chip spec on N calibration inputs (:mod:`snnhw.nir_import.calibrate`).
     ``split``: split weights (:func:`snnhw.nir_import.quantize.quantize_model`); None: on for the calibrated
     chain mapping unless ``netx_compatible`` or ``calibrate`` (neither can hold a second synapse).
-    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` or :mod:`~snnhw.nir_import.emulate_if` where the graph allows it and
-    neither ``calibrate`` nor ``netx_compatible`` is given) or ``compensate``
+    ``subtract_mode``: ``emulate`` (default: :mod:`snnhw.nir_import.emulate` or
+    :mod:`~snnhw.nir_import.emulate_if` where the graph allows it and neither ``calibrate`` nor
+    ``netx_compatible`` is given) or ``compensate``
     (:mod:`snnhw.nir_import.compensate`) for a subtract reset on loihi2.
     """
     log = log or (lambda msg: None)
@@ -433,7 +437,7 @@ def import_nir(path, *, target: str = "loihi2", dt: Optional[float] = None, rese
     opts = dict(subtract_mode=subtract_mode, calibrate=calibrate, compensate=compensate, max_exp=max_exp,
                 netx=netx_compatible,
                 split=_split_choice(split, netx_compatible, calibrate))
-    model, reset = _load(path, dt, source, repair, reset, target, log)
+    model, reset = _load(path, dt, source, repair, reset, log)
     inp = _inputs(model, inputs, rate, steps, samples, seed)
     B, T = inp.x.shape[:2]
     log(f"graph: {len(model.graph.populations)} neuron populations, input {model.input_shape}, dt = {model.dt} "
