@@ -7,7 +7,7 @@
 
 The ablations of docs/train.md were measured with this script. It runs what ``snnhw train`` runs up to the
 end of training — :func:`snnhw.train.pipeline.prepare_recipe` (target, dataset, validation split),
-:func:`snnhw.train.build.build_model`, :func:`snnhw.train.build.initialize`, :func:`snnhw.train.loop.train`
+:func:`snnhw.train.stages.initialized_model` (build and initialize, as ``snnhw train``), :func:`snnhw.train.loop.train`
 (the epoch is selected on the validation split) — and then scores the selected model (the quantized core
 on loihi2) on the whole test split with :func:`snnhw.train.evaluate.evaluate`; it exports and verifies
 nothing (``snnhw train`` does, and Lava agrees with the core spike for spike on every shipped recipe).
@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from snnhw.io.atomic import write_text  # noqa: E402
-from snnhw.train import build  # noqa: E402
 from snnhw.train.evaluate import evaluate  # noqa: E402
 from snnhw.train.checkpoint import load_checkpoint  # noqa: E402
 from snnhw.train.loop import TrainResult, train  # noqa: E402
 from snnhw.train.pipeline import RunOptions, prepare_recipe  # noqa: E402
 from snnhw.train.recipe import load_recipe  # noqa: E402
+from snnhw.train.stages import initialized_model  # noqa: E402
 
 
 def overrides(pairs, epochs):
@@ -65,11 +65,7 @@ def run(recipe_name: str, over: dict, target: str = "loihi2", stop_after: int = 
     setup = prepare_recipe(recipe, RunOptions(recipe=recipe.name, target=target))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        seed = int(recipe.train.seed)
-        torch.manual_seed(seed)
-        model = build.build_model(recipe, setup.target, setup.input_shape, setup.data.n_classes)
-        n = min(int(recipe.init.calib_samples), len(setup.data.y_train))
-        init = build.initialize(model, recipe, setup.encoder(setup.data.x_train[:n], index=np.arange(n)), seed)
+        model, init = initialized_model(setup)
         ckpt = os.path.join(tmp, "checkpoint.pt")
 
         def stop(epoch, batch):

@@ -77,18 +77,24 @@ class Fitted:
     seconds: float  # this process's training time
 
 
-def fit(ctx: RunContext, on_batch=None) -> Fitted:
-    """Build the model, initialize it (unless resuming) on calibration samples, train it."""
-    s = ctx.setup
+def initialized_model(s: Setup, resuming: bool = False) -> Tuple[SpikingNet, Dict]:
+    """(model, init report): the recipe's model built under its seed and, unless ``resuming`` (the
+    checkpoint holds the weights), initialized on the first ``init.calib_samples`` training samples."""
     recipe, data, enc = s.recipe, s.data, s.encoder
     seed = int(recipe.train.seed)
     torch.manual_seed(seed)
     model = build.build_model(recipe, s.target, s.input_shape, data.n_classes)
+    if resuming:
+        return model, {}
     calib_n = min(int(recipe.init.calib_samples), len(data.y_train))
-    init_report: Dict = {}
-    if not ctx.resuming:
-        calib = enc(data.x_train[:calib_n], index=np.arange(calib_n))
-        init_report = build.initialize(model, recipe, calib, seed)
+    return model, build.initialize(model, recipe, enc(data.x_train[:calib_n], index=np.arange(calib_n)), seed)
+
+
+def fit(ctx: RunContext, on_batch=None) -> Fitted:
+    """Build the model, initialize it (unless resuming) on calibration samples, train it."""
+    s = ctx.setup
+    recipe, data, enc = s.recipe, s.data, s.encoder
+    model, init_report = initialized_model(s, ctx.resuming)
     t = time.time()
     res = train(model, recipe, data, enc, checkpoint_path=os.path.join(ctx.work, "checkpoint.pt"),
                 init_report=init_report, device=ctx.opts.device, resume=ctx.resuming, progress=ctx.opts.progress,
