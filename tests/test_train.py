@@ -184,6 +184,35 @@ def test_validation_split_is_carved_from_training_and_stratified():
     assert carve_validation(full, 0.0, 0) == (full, None)
 
 
+def test_validation_folds_are_disjoint_and_cover_the_training_split():
+    from snnhw.data import load_dataset
+    from snnhw.data.datasets import n_folds
+    from snnhw.train.evaluate import carve_validation
+
+    full = load_dataset("digits")
+    rows = lambda x: {r.tobytes() for r in x}
+    assert n_folds(0.1) == 10 and n_folds(0.2) == 5
+    folds = [carve_validation(full, 0.2, 0, k) for k in range(5)]
+    assert np.array_equal(folds[0][1].data.y_test, carve_validation(full, 0.2, 0)[1].data.y_test)  # fold 0 = plain
+    held = [rows(v.data.x_test) for _, v in folds]
+    assert all(not (held[i] & held[j]) for i in range(5) for j in range(i + 1, 5))
+    assert set().union(*held) == rows(full.x_train)  # the last fold takes the remainder: every sample once
+    for train_part, val in folds:
+        assert rows(train_part.x_train) | rows(val.data.x_test) == rows(full.x_train)
+        assert np.array_equal(train_part.x_test, full.x_test)
+
+
+def test_a_validation_fold_out_of_range_is_a_one_line_error(tmp_path):
+    from snnhw.train.pipeline import RunOptions, prepare
+    from snnhw.train.recipe import RecipeError
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(open(os.path.join(os.path.dirname(__file__), "..", "models", "digits_mlp.toml")).read()
+                      .replace("[data]", "[data]\nval_fold = 10"))
+    with pytest.raises(RecipeError, match=r"data.val_fold 10: val_fraction 0.1 gives folds 0..9"):
+        prepare(RunOptions(recipe=str(recipe)))
+
+
 def test_selection_keeps_the_best_validation_epoch():
     from snnhw.train.loop import _Selection
 

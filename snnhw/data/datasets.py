@@ -62,14 +62,24 @@ class Dataset:
     feature_shape: Tuple[int, ...]
 
 
-def _split(x, y, test_fraction: float, seed: int):
-    """Stratified split, deterministic in ``seed`` (per class: shuffle, take the first share as test)."""
+def n_folds(fraction: float) -> int:
+    """How many disjoint validation folds a share ``fraction`` gives (``data.val_fold`` < this)."""
+    return max(1, int(round(1.0 / fraction)))
+
+
+def _split(x, y, test_fraction: float, seed: int, fold: int = 0):
+    """Stratified split, deterministic in ``seed``: per class, shuffle and take the share ``test_fraction``
+    as test. ``fold`` k takes the k-th such share of the shuffled class instead of the first (k-fold
+    cross-validation: folds 0..round(1/test_fraction)-1 are disjoint, the last one also takes the
+    remainder, so together they cover every sample once); fold 0 is the plain split."""
     rng = np.random.default_rng(seed)
     test_idx = []
+    last = fold == n_folds(test_fraction) - 1
     for c in np.unique(y):
         idx = np.nonzero(y == c)[0]
         rng.shuffle(idx)
-        test_idx.extend(idx[: int(round(len(idx) * test_fraction))].tolist())
+        n = int(round(len(idx) * test_fraction))
+        test_idx.extend(idx[fold * n: None if last else (fold + 1) * n].tolist())
     test = np.zeros(len(y), dtype=bool)
     test[test_idx] = True
     return x[~test], y[~test], x[test], y[test]

@@ -36,16 +36,18 @@ class Validation:
     offset: int
 
 
-def carve_validation(data: Dataset, fraction: float, split_seed: int) -> "tuple[Dataset, Optional[Validation]]":
+def carve_validation(data: Dataset, fraction: float, split_seed: int, fold: int = 0
+                     ) -> "tuple[Dataset, Optional[Validation]]":
     """(training data without the validation samples, the validation samples) from ``data``: per class,
     the share ``fraction`` of the training split (seeded by ``split_seed``, stratified like the
-    train/test split). The test split is untouched. ``fraction`` 0: ``(data, None)``.
+    train/test split; ``fold`` k: the k-th disjoint share, for k-fold cross-validation, see
+    ``benchmarks/cv.py``). The test split is untouched. ``fraction`` 0: ``(data, None)``.
 
     Encoder indices (the rate code's per-sample seeds): the kept training samples are 0..n-1, the test
     samples follow them, the validation samples follow the test samples."""
     if fraction <= 0:
         return data, None
-    xtr, ytr, xval, yval = stratified_split(data.x_train, data.y_train, fraction, split_seed + VAL_SEED_OFFSET)
+    xtr, ytr, xval, yval = stratified_split(data.x_train, data.y_train, fraction, split_seed + VAL_SEED_OFFSET, fold)
     train = dataclasses.replace(data, x_train=xtr, y_train=ytr)
     view = dataclasses.replace(data, x_train=xtr, y_train=ytr, x_test=xval, y_test=yval)
     return train, Validation(view, len(ytr) + len(data.y_test))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from snnhw.data import Encoder, load_dataset
+from snnhw.data.datasets import n_folds
 from snnhw.data.encoders import SERIES_ENCODINGS
 from snnhw.errors import InputError
 from snnhw.report.schema import RunReport
@@ -39,7 +40,7 @@ from snnhw.targets import load_target
 from snnhw.train import build, stages
 from snnhw.train.evaluate import carve_validation
 from snnhw.train.loop import dist_info
-from snnhw.train.recipe import Recipe, load_recipe
+from snnhw.train.recipe import Recipe, RecipeError, load_recipe
 from snnhw.train.stages import RunContext, Setup
 
 DEFAULT_EXPORT_DIR = "export"
@@ -118,7 +119,10 @@ def prepare_recipe(recipe: Recipe, opts: RunOptions) -> Setup:
     d = recipe.data
     data = load_dataset(d.dataset, data_dir=opts.data_dir, steps=d.steps, split_seed=d.split_seed,
                         duration_s=d.duration_s or None, max_samples=d.max_samples or None)
-    data, val = carve_validation(data, float(d.val_fraction), int(d.split_seed))
+    if d.val_fraction > 0 and d.val_fold >= n_folds(d.val_fraction):
+        raise RecipeError(f"data.val_fold {d.val_fold}: val_fraction {d.val_fraction} gives folds "
+                          f"0..{n_folds(d.val_fraction) - 1}")
+    data, val = carve_validation(data, float(d.val_fraction), int(d.split_seed), int(d.val_fold))
     enc = make_encoder(recipe, recipe.train.seed)
     shape = build.input_shape_for(recipe, data.feature_shape, _n_channels(data, enc))
     plan = build.plan_layers(recipe, shape, data.n_classes)

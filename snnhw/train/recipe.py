@@ -11,7 +11,8 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``verify_samples`` (test samples verified on Lava), ``val_fraction`` (share of the
               training split held out, stratified and seeded by ``split_seed``, as the validation
               split: each epoch is scored on it and the best epoch's weights are exported; 0 = no
-              validation, the last epoch is exported), ``eval_samples`` (validation samples scored
+              validation, the last epoch is exported), ``val_fold`` (which disjoint share of that size is held
+              out, 0..round(1/val_fraction)-1; k-fold cross-validation, ``benchmarks/cv.py``), ``eval_samples`` (validation samples scored
               per epoch; 0 = all), ``levels``/``lo``/``hi``/``window`` (series encodings:
               thermometer, delta, thermometer_delta; see :mod:`snnhw.data.encoders`),
               ``duration_s`` (event datasets: the binned window), ``max_samples`` (event datasets).
@@ -87,6 +88,7 @@ class DataConfig:
     pad_steps: int = option(0, lo=0)
     eval_samples: int = option(0, lo=0)
     val_fraction: float = option(0.1, lo=0, hi=1, hi_open=True)
+    val_fold: int = option(0, lo=0)
     levels: int = option(16, lo=1)
     window: int = option(1, lo=1)
     lo: float = 0.0
