@@ -165,6 +165,26 @@ def effective_threshold(vth_mant):
     return int(vth_mant) << VTH_SHIFT
 
 
+#: The threshold mantissa of a non-firing (voltage) readout population: the largest legal one. No
+#: 17-bit mantissa lies above v's saturation bound: ``READOUT_VTH_MANT << 6 = 2**23 - 64`` is 63 state
+#: units below :data:`V_LIMIT`, so such a population fires only where v comes within 63 units of
+#: saturation (:func:`v_bound` says when its inputs cannot take it there).
+READOUT_VTH_MANT = RANGES["vth_mant"][1]
+
+
+def v_bound(a_max: float, bias_max: float, i_decay: int, v_decay: int) -> float:
+    """An upper bound on |v| of a population whose every input satisfies ``|a| <= a_max`` (weight units)
+    and whose ``|B| <= bias_max`` (state units), from rest: ``|u| <= (a_max << 6) * 4096 / i_decay`` and
+    ``|v| <= (|u|max + bias_max) * 4096 / v_decay`` (the truncations toward zero only shrink magnitudes);
+    ``inf`` where a decay is 0 or u could wrap (the bound would not hold)."""
+    if i_decay <= 0 or v_decay <= 0:
+        return float("inf")
+    u_max = float(a_max) * (1 << ACT_SHIFT) * DECAY_UNITY / int(i_decay)
+    if u_max > MAX_UV - 1:
+        return float("inf")
+    return (u_max + float(bias_max)) * DECAY_UNITY / int(v_decay)
+
+
 def lif_integrate(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, i_factor: int, v_factor: int,
                   bias: torch.Tensor, bounded: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Sub-threshold update of Lava's fixed-point LIF (``subthr_dynamics``), int64 tensors.

@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from snnhw import loihi
 from snnhw.core import synapse as syn
-from snnhw.core.neuron import CubaParams, cuba_lif
+from snnhw.core.neuron import CubaParams, CubaTrace, cuba_li, cuba_lif
 from snnhw.core.surrogate import Surrogate
 from snnhw.errors import InputError
 from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
@@ -185,6 +185,12 @@ class _SpikingLayer(nn.Module):
         p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
         return cuba_lif(a, p, bias, w_rec=w_rec, rec_exp=rec_exp, exact=self.quantized, surrogate=self.surrogate)
 
+    def voltage(self, a: torch.Tensor, bias=None) -> CubaTrace:
+        """The population as a voltage readout for synaptic input ``a``: spikes and post-reset v per step
+        (:func:`snnhw.core.neuron.cuba_li`; differentiable through v)."""
+        p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
+        return cuba_li(a, p, bias, exact=self.quantized)
+
     def clamp_parameters_(self) -> None:
         """Keep the float shadow weights near the legal grid (called after each optimizer step)."""
         with torch.no_grad():
@@ -260,6 +266,12 @@ class SpikingDense(_SpikingLayer):
     def synapse(self, s: torch.Tensor) -> torch.Tensor:
         """Synaptic input [B, T, n_out] in weight units, already delayed one step."""
         return syn.trainable_input(s, self._weights(), self.weight_exp, quantized=self.quantized)
+
+    def forward_voltage(self, s: torch.Tensor) -> CubaTrace:
+        """Spikes and v per step of the layer as a voltage readout (no recurrence: its spikes stay 0)."""
+        if self.weight_rec is not None:
+            raise InputError(f"layer {self.name}: a voltage readout cannot be recurrent")
+        return self.voltage(self.synapse(s), self.effective_bias())
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         a = self.synapse(s)
@@ -391,9 +403,19 @@ class FlattenLayer(nn.Module):
         return Flatten(name=self.name, input_shape=self.input_shape)
 
 
+READOUTS = ("spikes", "voltage")
+
+
 class SpikingNet(nn.Module):
     """A chain of spiking layers fed by input spikes [B, T, n_in]; ``quantized`` selects the chip's
-    integer arithmetic (True) or the float twin (False)."""
+    integer arithmetic (True) or the float twin (False).
+
+    ``readout`` (``metadata["readout"]``, default "spikes"): what :meth:`forward` returns as the output —
+    the last layer's spikes, or with "voltage" its post-reset v per step (the last layer must be a
+    non-recurrent dense layer; its threshold is :data:`snnhw.loihi.READOUT_VTH_MANT`, set by
+    :func:`snnhw.train.build.initialize`, so it never fires in practice). A voltage readout holds the
+    buffer ``readout_scale`` (state units): the loss divides v by it (:func:`snnhw.train.evaluate.logits`).
+    """
 
     def __init__(self, input_shape: Sequence[int], layers: List[nn.Module], quantized: bool = True,
                  metadata: Optional[dict] = None):
@@ -402,6 +424,15 @@ class SpikingNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.quantized = bool(quantized)
         self.metadata = dict(metadata or {})
+        self.readout = str(self.metadata.get("readout", "spikes"))
+        if self.readout not in READOUTS:
+            raise InputError(f"readout must be one of {', '.join(READOUTS)}, not '{self.readout}'")
+        if self.readout == "voltage":
+            last = self.layers[-1]
+            if not isinstance(last, SpikingDense) or last.weight_rec is not None:
+                raise InputError(f"a voltage readout needs a non-recurrent dense last layer; {last.name} is not")
+            self.register_buffer("readout_scale", torch.tensor(float(self.metadata.get("readout_scale", 1.0)),
+                                                               dtype=torch.float64))
 
     @property
     def n_in(self) -> int:
@@ -416,7 +447,13 @@ class SpikingNet(nn.Module):
             raise InputError(f"inputs must be shaped [batch, steps, {self.n_in}], got {tuple(x.shape)}")
         s = (x != 0).to(torch.float32)
         spikes = []
-        for layer in self.layers:
+        voltage = self.readout == "voltage"
+        for i, layer in enumerate(self.layers):
+            if voltage and i == len(self.layers) - 1:
+                tr = layer.forward_voltage(s)
+                s = tr.v
+                spikes.append(tr.s.to(torch.float32))
+                continue
             s = layer(s)
             if isinstance(layer, _SpikingLayer):
                 spikes.append(s)
@@ -428,8 +465,11 @@ class SpikingNet(nn.Module):
 
     def to_spec(self) -> NetworkSpec:
         """The network as a validated :class:`NetworkSpec` (legal integers when quantized)."""
+        meta = dict(self.metadata)
+        if self.readout == "voltage":
+            meta["readout_scale"] = float(self.readout_scale)
         spec = NetworkSpec(input_shape=self.input_shape, layers=[l.to_spec_layer() for l in self.layers],
-                           quantized=self.quantized, metadata=dict(self.metadata))
+                           quantized=self.quantized, metadata=meta)
         return spec.validate()
 
     def load_spec(self, spec: NetworkSpec) -> "SpikingNet":

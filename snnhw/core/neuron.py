@@ -349,9 +349,17 @@ def _bptt_reference(grad_s, s, vpre, wr, alpha, beta, gain, theta, surrogate, re
     """The reference BPTT loop over time in torch (:func:`bptt`)."""
     sg = surrogate((vpre - theta) / theta) / theta  # dS/dv in state units
     keep = torch.ones_like(s) if reset == "subtract" else 1.0 - s
-    B, T, N = s.shape
-    dev = vpre.device
-    ga = torch.zeros_like(vpre)
+    return _filter_bptt(grad_s, sg, keep, wr, alpha, beta, gain)
+
+
+def _filter_bptt(grad_s, sg, keep, wr, alpha, beta, gain):
+    """BPTT through the CUBA filter: ``grad_s * sg`` [B, T, N] is what each step's pre-reset v receives
+    directly (spikes: the loss per spike times dS/dv; a voltage readout: the loss per post-reset v times
+    the reset mask), ``keep`` the reset mask on the voltage path, ``wr`` the recurrent matrix or None.
+    Returns (grad of ``a`` per weight unit, of the bias per state unit)."""
+    B, T, N = keep.shape
+    dev = sg.device
+    ga = torch.zeros_like(sg)
     gbias = torch.zeros(N, device=dev)
     gv = torch.zeros(B, N, device=dev)
     gu = torch.zeros(B, N, device=dev)
@@ -367,6 +375,42 @@ def _bptt_reference(grad_s, s, vpre, wr, alpha, beta, gain, theta, surrogate, re
         gbias += gv.sum(0)
         ga_next = ga_t
     return ga, gbias
+
+
+class _CubaLI(torch.autograd.Function):
+    """A non-firing readout: the post-reset v trace [B, T, N] of the population (float32 holding the
+    chip's integers when exact: |v| < 2**23) and its spikes (no gradient). Backward: :func:`_filter_bptt`
+    with the loss per v injected at every step, straight-through on the decays' truncation and the
+    saturation, the reset (if a spike ever happened) as a constant mask."""
+
+    @staticmethod
+    def forward(ctx, a, bias, p, exact):
+        run = _run(a, bias, None, 0, p, exact, record=True, keep_vpre=False)
+        keep = 1.0 - run.s.to(torch.float32)
+        ctx.save_for_backward(keep)
+        ctx.p, ctx.has_bias = p, bias is not None
+        ctx.mark_non_differentiable(run.s)
+        return run.v.to(torch.float32), run.s
+
+    @staticmethod
+    def backward(ctx, grad_v, grad_s):
+        (keep,) = ctx.saved_tensors
+        f = float_params(ctx.p)
+        ga, gbias = _filter_bptt(grad_v.to(torch.float32), keep, keep, None, f.alpha, f.beta, f.gain)
+        return ga, (gbias if ctx.has_bias else None), None, None
+
+
+def cuba_li(a: torch.Tensor, params: CubaParams, bias: Optional[torch.Tensor] = None, *,
+            exact: bool = True) -> CubaTrace:
+    """The voltage readout of a CUBA LIF population driven by ``a`` [B, T, N] (weight units): the same
+    loop as :func:`cuba_lif` (a threshold the population cannot reach, e.g.
+    :data:`snnhw.loihi.READOUT_VTH_MANT`, makes it a leaky integrator), returning its spikes (no
+    gradient) and its post-reset v per step as float32 (the exact integers on the exact path), as Lava's
+    Monitor reads v. Differentiable in ``a`` and ``bias`` through v (:class:`_CubaLI`); ``u`` is not
+    returned (None)."""
+    _check_reset(params, exact)
+    v, s = _CubaLI.apply(a, bias, params, bool(exact))
+    return CubaTrace(s, None, v)
 
 
 def _check_reset(params: CubaParams, exact: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from snnhw import loihi
 from snnhw.core.layers import (FlattenLayer, SpikingConv, SpikingDense, SpikingNet,
                                SpikingSumPool)
 from snnhw.core.surrogate import Surrogate
@@ -105,7 +106,7 @@ def build_model(recipe: Recipe, target: Target, input_shape: Sequence[int], n_cl
                                        pool_weight=_or(l.weight, 64), quantized=q, surrogate=sur))
         else:
             mods.append(FlattenLayer(p["name"], p["in_shape"]))
-    return SpikingNet(input_shape, mods, quantized=q, metadata={"recipe": recipe.name})
+    return SpikingNet(input_shape, mods, quantized=q, metadata={"recipe": recipe.name, "readout": recipe.model.readout})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,6 +123,10 @@ def initialize(model: SpikingNet, recipe: Recipe, calib: torch.Tensor, seed: int
     new_spec, rep = init_spec(spec, method, seed=int(seed), calib_input=calib.numpy(), target_rate=target_rate,
                               **opts)
     model.load_spec(new_spec)
+    if model.readout == "voltage":  # the calibrated threshold becomes the loss's unit of v; the layer never fires
+        last = model.layers[-1]
+        model.readout_scale.fill_(float(last.vth_mant) * (1 << loihi.VTH_SHIFT))
+        last.vth_mant = loihi.READOUT_VTH_MANT
     d = rep.to_dict()
     d["implementation"] = "snnhw.init.init_spec"
     return d

@@ -5,9 +5,14 @@ Validation: :func:`carve_validation` holds out a stratified, seeded share of the
 (recipe ``data.val_fraction``); training selects its epoch on it, and the test split is used only for
 the final number.
 
-Class decision (everywhere in snnhw): the output neuron with the most spikes over the sample's steps;
-ties go to the lowest index (``numpy.argmax``). A silent output layer predicts class 0. Firing rates
-are spikes per neuron per time step.
+Class decision (everywhere in snnhw, :func:`predict`): with the spike readout (recipe ``model.readout =
+"spikes"``) the output neuron with the most spikes over the sample's steps; with the voltage readout
+(``"voltage"``) the output neuron with the highest mean post-reset v over the sample's steps (state
+units; the population never fires). Ties go to the lowest index (``numpy.argmax``); a silent spike
+readout predicts class 0. The loss's logits (:func:`logits`): ``logit_scale`` times the spike counts,
+or times the mean v divided by the model's ``readout_scale`` (the output layer's calibrated threshold
+``vth_mant << 6``: the mean v in units of the threshold the layer would have had as a spiking layer).
+Firing rates are spikes per neuron per time step.
 """
 from __future__ import annotations
 
@@ -53,10 +58,20 @@ def carve_validation(data: Dataset, fraction: float, split_seed: int, fold: int 
     return train, Validation(view, len(ytr) + len(data.y_test))
 
 
-def predict(out_spikes) -> np.ndarray:
-    """Class per sample from output spikes [samples, steps, classes]: most spikes, ties -> lowest index."""
-    counts = np.asarray(out_spikes).sum(axis=1)
-    return np.argmax(counts, axis=1)
+def predict(out, readout: str = "spikes") -> np.ndarray:
+    """Class per sample from the readout ``out`` [samples, steps, classes] (module docstring): output
+    spikes -> most spikes; ``readout="voltage"``: the output v -> highest mean v over the steps (the
+    same as the highest sum; integers, summed exactly in int64). Ties -> lowest index."""
+    out = np.asarray(out)
+    score = out.astype(np.int64).sum(axis=1) if readout == "voltage" else out.sum(axis=1)
+    return np.argmax(score, axis=1)
+
+
+def logits(out: torch.Tensor, model: SpikingNet, logit_scale: float) -> torch.Tensor:
+    """The loss's logits [B, classes] from the model's readout ``out`` [B, T, classes] (module docstring)."""
+    if model.readout == "voltage":
+        return (logit_scale / float(model.readout_scale)) * out.mean(1)
+    return logit_scale * out.sum(1)
 
 
 def encode_split(encoder: Encoder, x: np.ndarray, idx: np.ndarray, offset: int = 0) -> torch.Tensor:
@@ -67,8 +82,7 @@ def encode_split(encoder: Encoder, x: np.ndarray, idx: np.ndarray, offset: int =
 
 def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, batch: int = EVAL_BATCH,
              device: str = "cpu", offset: Optional[int] = None, logit_scale: float = 1.0) -> Dict:
-    """Test-split accuracy, per-layer rates and mean cross-entropy of ``logit_scale * output spike
-    counts`` of ``model`` on the first ``n`` test samples (0 = all): ``{"accuracy", "n", "rates", "loss"}``."""
+    """Test-split accuracy, per-layer rates and mean cross-entropy of the :func:`logits` of ``model`` on the first ``n`` test samples (0 = all): ``{"accuracy", "n", "rates", "loss"}``."""
     n = len(data.y_test) if not n else min(n, len(data.y_test))
     offset = len(data.y_train) if offset is None else offset
     preds, rates, loss = [], None, 0.0
@@ -78,9 +92,9 @@ def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, bat
             idx = np.arange(start, min(n, start + batch))
             x = encode_split(encoder, data.x_test, idx, offset).to(device)
             out, spikes = model(x, return_all=True)
-            preds.append(predict(out.cpu().numpy()))
+            preds.append(predict(out.cpu().numpy(), model.readout))
             y = torch.as_tensor(data.y_test[idx], device=out.device)
-            loss += float(F.cross_entropy(logit_scale * out.sum(1), y, reduction="sum"))
+            loss += float(F.cross_entropy(logits(out, model, logit_scale), y, reduction="sum"))
             r = np.array([float(s.sum()) for s in spikes])
             rates = r if rates is None else rates + r
     model.train()

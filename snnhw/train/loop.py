@@ -1,9 +1,11 @@
 """The training loop: BPTT with surrogate gradients through the chip's own arithmetic.
 
-* Loss: cross-entropy on ``logit_scale * output spike counts`` (optionally label-smoothed; + optional
+* Loss: cross-entropy on :func:`snnhw.train.evaluate.logits` (``logit_scale * output spike counts``, or
+  with the voltage readout ``logit_scale * mean v / readout_scale``; optionally label-smoothed; + optional
   rate floor, :func:`rate_penalty`: hidden layers, and the output layer with ``rate_reg_readout``).
   Validation and test losses are plain cross-entropy.
-* Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, ties -> lowest index).
+* Class decision: :func:`snnhw.train.evaluate.predict` (most output spikes, or the highest mean v of a
+  voltage readout; ties -> lowest index).
 * Adam, cosine schedule over all batches, gradients from the model's surrogate (recipe ``surrogate``).
 * Determinism: epoch ``e`` visits the training set in the order of ``randperm`` seeded with
   ``seed * 100003 + e``; encoders are deterministic per sample; so a run is a function of the seed,
@@ -41,7 +43,7 @@ from snnhw.core.layers import SpikingNet
 from snnhw.data import Dataset, Encoder
 from snnhw.errors import InputError
 from snnhw.train.checkpoint import load_checkpoint, save_checkpoint
-from snnhw.train.evaluate import Validation, encode_split, evaluate, predict
+from snnhw.train.evaluate import Validation, encode_split, evaluate, logits, predict
 from snnhw.train.recipe import Recipe, TrainConfig
 
 EPOCH_SEED_STRIDE = 100003  # epoch e shuffles with seed * EPOCH_SEED_STRIDE + e
@@ -257,8 +259,7 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     y = torch.as_tensor(lp.data.y_train[idx], device=lp.device)
     logit_scale, rate_reg, min_rate = float(lp.tr.logit_scale), float(lp.tr.rate_reg), float(lp.tr.min_rate)
     out, spikes = lp.net(x, return_all=True)
-    counts = out.sum(1)
-    loss = F.cross_entropy(logit_scale * counts, y, reduction="sum",
+    loss = F.cross_entropy(logits(out, lp.model, logit_scale), y, reduction="sum",
                            label_smoothing=float(lp.tr.label_smoothing)) / len(gidx)
     if rate_reg > 0:
         loss = loss + rate_penalty(spikes, rate_reg, min_rate, bool(lp.tr.rate_reg_readout)) * len(idx) / len(gidx)
@@ -268,7 +269,7 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     lp.sched.step()
     lp.model.clamp_parameters_()
     with torch.no_grad():
-        pred = predict(out.detach().cpu().numpy())
+        pred = predict(out.detach().cpu().numpy(), lp.model.readout)
         st.correct += int((pred == lp.data.y_train[idx]).sum())
         st.loss_sum += float(loss) * len(gidx)
         st.seen += len(idx)
@@ -334,11 +335,12 @@ def _record(lp: _Loop, epoch: int, st: _EpochStats, eval_samples: int) -> Dict:
             "val_accuracy": val_acc, "val_loss": val_loss, "rates": dict(zip(lp.names, rates)), "lr": lr}
 
 
-def _log_epoch(bar: _Progress, rec: Dict, epochs: int, selected: int) -> None:
+def _log_epoch(bar: _Progress, rec: Dict, epochs: int, selected: int, readout: str) -> None:
     val = "" if rec["val_accuracy"] is None else f" val acc {rec['val_accuracy']:.4f} (best: epoch {selected})"
     bar.log(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.4f} train acc {rec['train_accuracy']:.4f}{val}")
+    names = list(rec["rates"])
     for n, r in rec["rates"].items():
-        if r == 0.0:
+        if r == 0.0 and not (readout == "voltage" and n == names[-1]):  # a voltage readout never fires
             bar.log(f"warning: layer {n} is silent (no spikes in epoch {rec['epoch']})")
 
 
@@ -383,7 +385,7 @@ def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *,
             if epoch + 1 == epochs and sel.state is not None:
                 model.load_state_dict(sel.state)  # the run ends with the selected epoch's weights
             if info.main:
-                _log_epoch(lp.bar, history[-1], epochs, sel.epoch)
+                _log_epoch(lp.bar, history[-1], epochs, sel.epoch, model.readout)
                 _save(checkpoint_path, model, opt, sched, epoch + 1, history, done.init_report,
                       done.seconds + time.time() - t0, sel)
             if info.world > 1:

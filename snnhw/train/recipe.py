@@ -20,7 +20,10 @@ one-line :class:`RecipeError` naming the key). Sections:
               and ``name``; dense: ``out``, ``recurrent``; conv: ``channels``, ``kernel``, ``stride``,
               ``padding``; pool: ``kernel``, ``weight`` (mantissa); any layer may override ``i_decay``,
               ``v_decay``, ``vth_mant``. ``bias`` (bool, all dense/conv layers). The last layer's
-              neurons are the classes.
+              neurons are the classes. ``readout``: "spikes" (the class with the most output spikes)
+              or "voltage" (the last layer, dense and not recurrent, never fires: threshold
+              :data:`snnhw.loihi.READOUT_VTH_MANT`; the class with the highest mean v; see
+              :mod:`snnhw.train.evaluate`).
 ``[neuron]``  ``i_decay``, ``v_decay`` (netx units 0..4096), ``vth_mant`` (0: init chooses it).
 ``[init]``    ``method`` (see :data:`snnhw.init.METHODS`), ``target_rate`` (spikes/neuron/step, measured
               on the steps that carry input), ``calib_samples``, ``identity`` (hardware methods only:
@@ -51,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from snnhw.config import option, parse_sections, parse_table, read_toml, to_table
+from snnhw.core.layers import READOUTS
 from snnhw.core.surrogate import SURROGATES
 from snnhw.data.datasets import DATASETS, EVENT_DATASETS
 from snnhw.data.encoders import ENCODINGS
@@ -143,6 +147,7 @@ LAYER_KINDS = {"dense": DenseLayer, "conv": ConvLayer, "pool": PoolLayer, "flatt
 class ModelConfig:
     layers: List[Any] = option(default_factory=list)
     bias: bool = False
+    readout: str = option("spikes", choices=READOUTS)
 
 
 @dataclass
@@ -247,6 +252,10 @@ def parse_recipe(d: Mapping, where: str = "recipe") -> Recipe:
     if r.data.encoding == "events" and r.data.dataset not in EVENT_DATASETS:
         raise RecipeError(f"{where}: encoding 'events' needs an event dataset "
                           f"({', '.join(EVENT_DATASETS)}), not '{r.data.dataset}'")
+    last = r.model.layers[-1]
+    if r.model.readout == "voltage" and (last.kind != "dense" or last.recurrent):
+        raise RecipeError(f"{where}: model.readout = 'voltage' needs a non-recurrent dense last layer; "
+                          f"'{last.name}' is {'recurrent' if last.kind == 'dense' else last.kind}")
     if not r.recipe.name:
         r.recipe.name = where
     return r
