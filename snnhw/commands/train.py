@@ -69,8 +69,13 @@ def verification_line(r) -> str:
             return f"verification: {r.verification} — no file to re-read (see the notes)"
         n, same = rt[0].samples, min(a.identical_samples for a in rt)
         exact = " (exact)" if all(a.exact for a in rt) else ""
+        what = " (output spikes and v traces)" if rt[0].output_voltage is not None else ""
         return (f"verification: {r.verification} — {' and '.join(a.artifact for a in rt)} re-read and "
-                f"re-simulated: {same}/{n} samples identical{exact}")
+                f"re-simulated: {same}/{n} samples identical{what}{exact}")
+    if ag.output_voltage is not None:  # a voltage readout: its v read back from Lava every step
+        return (f"verification: {r.verification} — {WHAT.get(r.verification, ag.backend)} on {ag.samples} samples, "
+                f"voltage readout: {ag.identical_samples}/{ag.samples} output v traces identical, output-voltage "
+                f"agreement {ag.output_voltage:.6f}, prediction agreement {ag.predictions:.4f}")
     return (f"verification: {r.verification} — {WHAT.get(r.verification, ag.backend)} on {ag.samples} samples: "
             f"{ag.identical_samples}/{ag.samples} identical, output-spike agreement {ag.output_spikes:.6f}, "
             f"prediction agreement {ag.predictions:.4f}")

@@ -18,15 +18,13 @@ Every layer is a synapse (:mod:`snnhw.core.synapse`) followed by a CUBA LIF popu
 * optional ``bias`` (mantissa units, 13-bit signed, rounded with STE): ``B = bias_mant << 6`` (netx).
 
 Per-layer constants — ``vth_mant`` (17-bit unsigned), ``i_decay``/``v_decay`` (12-bit, netx units),
-``weight_exp``, ``rec_exp`` (dense) and ``pool_weight`` (pool) — are 0-d buffers, so a ``state_dict``
-holds everything the layer computes with; they read as Python numbers (int64 buffer: int, float64
-buffer: float) and accept plain numbers on assignment. ``layer.neuron`` is a :class:`~snnhw.spec.Neuron`
-built from them (assigning one writes them; mutating the returned object does not).
+``weight_exp``, ``rec_exp`` (dense) and ``pool_weight`` (pool) — are 0-d buffers (a ``state_dict`` holds
+everything the layer computes with) that read as Python numbers (int64 buffer: int, float64: float) and
+accept plain numbers. ``layer.neuron`` is a :class:`~snnhw.spec.Neuron` built from them.
 
 Tensors are ``[batch, time, features]``; conv/pool layers see features as the C-order flattening of
-``(C, H, W)``. A :class:`SpikingNet` built from these layers converts to a
-:class:`~snnhw.spec.NetworkSpec` (:meth:`SpikingNet.to_spec`) whose
-:func:`snnhw.core.network.simulate` output equals the model's forward output exactly.
+``(C, H, W)``. A :class:`SpikingNet` converts to a :class:`~snnhw.spec.NetworkSpec`
+(:meth:`SpikingNet.to_spec`) that :func:`snnhw.core.network.simulate` runs exactly like the model.
 """
 from __future__ import annotations
 
@@ -63,8 +61,7 @@ class _RoundGridClamp(torch.autograd.Function):
 
 
 def quantize_weight(w: torch.Tensor, weight_exp: int = 0) -> torch.Tensor:
-    """Legal Loihi mixed-sign weight mantissas on :func:`snnhw.loihi.weight_grid` with a straight-through
-    gradient."""
+    """Legal mixed-sign weight mantissas on :func:`snnhw.loihi.weight_grid`, straight-through gradient."""
     step, lim = loihi.weight_grid(weight_exp)
     return _RoundGridClamp.apply(w, step, lim)
 
@@ -149,8 +146,7 @@ class _SpikingLayer(nn.Module):
         self.weight_exp = self._legal_exp("weight", self.weight_exp)
 
     def _legal_exp(self, name: str, exp) -> int:
-        """Clamp an exponent to -8..0. A positive exponent is folded into the float weights (same
-        effective weights), because a netx file cannot hold effective weights beyond 8 bits."""
+        """Clamp an exponent to -8..0; a positive one is folded into the float weights (netx holds 8 bits)."""
         exp = int(exp)
         p = getattr(self, name, None)
         lo, hi = loihi.RANGES["weight_exp"]
@@ -184,12 +180,6 @@ class _SpikingLayer(nn.Module):
         """The population's spikes for synaptic input ``a`` [B, T, N] (on ``a``'s device)."""
         p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
         return cuba_lif(a, p, bias, w_rec=w_rec, rec_exp=rec_exp, exact=self.quantized, surrogate=self.surrogate)
-
-    def voltage(self, a: torch.Tensor, bias=None) -> CubaTrace:
-        """The population as a voltage readout for synaptic input ``a``: spikes and post-reset v per step
-        (:func:`snnhw.core.neuron.cuba_li`; differentiable through v)."""
-        p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
-        return cuba_li(a, p, bias, exact=self.quantized)
 
     def clamp_parameters_(self) -> None:
         """Keep the float shadow weights near the legal grid (called after each optimizer step)."""
@@ -268,10 +258,10 @@ class SpikingDense(_SpikingLayer):
         return syn.trainable_input(s, self._weights(), self.weight_exp, quantized=self.quantized)
 
     def forward_voltage(self, s: torch.Tensor) -> CubaTrace:
-        """Spikes and v per step of the layer as a voltage readout (no recurrence: its spikes stay 0)."""
-        if self.weight_rec is not None:
-            raise InputError(f"layer {self.name}: a voltage readout cannot be recurrent")
-        return self.voltage(self.synapse(s), self.effective_bias())
+        """The layer as a voltage readout (not recurrent): spikes and post-reset v per step
+        (:func:`snnhw.core.neuron.cuba_li`, differentiable through v)."""
+        p = CubaParams(self.i_decay, self.v_decay, self.vth_mant, self.reset)
+        return cuba_li(self.synapse(s), p, self.effective_bias(), exact=self.quantized)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         a = self.synapse(s)
@@ -407,15 +397,11 @@ READOUTS = ("spikes", "voltage")
 
 
 class SpikingNet(nn.Module):
-    """A chain of spiking layers fed by input spikes [B, T, n_in]; ``quantized`` selects the chip's
-    integer arithmetic (True) or the float twin (False).
-
-    ``readout`` (``metadata["readout"]``, default "spikes"): what :meth:`forward` returns as the output —
-    the last layer's spikes, or with "voltage" its post-reset v per step (the last layer must be a
-    non-recurrent dense layer; its threshold is :data:`snnhw.loihi.READOUT_VTH_MANT`, set by
-    :func:`snnhw.train.build.initialize`, so it never fires in practice). A voltage readout holds the
-    buffer ``readout_scale`` (state units): the loss divides v by it (:func:`snnhw.train.evaluate.logits`).
-    """
+    """A chain of spiking layers fed by input spikes [B, T, n_in]; ``quantized``: the chip's integer
+    arithmetic (True) or the float twin (False). ``readout`` (``metadata["readout"]``): :meth:`forward`
+    returns the last layer's spikes ("spikes") or its post-reset v per step ("voltage": a non-recurrent
+    dense last layer with threshold :data:`snnhw.loihi.READOUT_VTH_MANT`, and the buffer
+    ``readout_scale``, state units, that :func:`snnhw.train.evaluate.logits` divides v by)."""
 
     def __init__(self, input_shape: Sequence[int], layers: List[nn.Module], quantized: bool = True,
                  metadata: Optional[dict] = None):
@@ -424,15 +410,12 @@ class SpikingNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.quantized = bool(quantized)
         self.metadata = dict(metadata or {})
-        self.readout = str(self.metadata.get("readout", "spikes"))
-        if self.readout not in READOUTS:
-            raise InputError(f"readout must be one of {', '.join(READOUTS)}, not '{self.readout}'")
+        self.readout, last = str(self.metadata.get("readout", "spikes")), self.layers[-1]
+        if self.readout not in READOUTS or (self.readout == "voltage" and getattr(last, "weight_rec", 0) is not None):
+            raise InputError(f"readout '{self.readout}': not one of {', '.join(READOUTS)}, or {last.name} is not a "
+                             f"non-recurrent dense layer")
         if self.readout == "voltage":
-            last = self.layers[-1]
-            if not isinstance(last, SpikingDense) or last.weight_rec is not None:
-                raise InputError(f"a voltage readout needs a non-recurrent dense last layer; {last.name} is not")
-            self.register_buffer("readout_scale", torch.tensor(float(self.metadata.get("readout_scale", 1.0)),
-                                                               dtype=torch.float64))
+            self.register_buffer("readout_scale", torch.tensor(float(self.metadata.get("readout_scale", 1.0))))
 
     @property
     def n_in(self) -> int:
@@ -442,21 +425,21 @@ class SpikingNet(nn.Module):
         return [l for l in self.layers if isinstance(l, _SpikingLayer)]
 
     def forward(self, x: torch.Tensor, return_all: bool = False):
-        """Output spikes [B, T, n_out] (float 0/1); with ``return_all`` also each neuron layer's spikes."""
+        """The readout [B, T, n_out]: output spikes (float 0/1) or v (float32); with ``return_all`` also each
+        neuron layer's spikes."""
         if x.ndim != 3 or x.shape[2] != self.n_in:
             raise InputError(f"inputs must be shaped [batch, steps, {self.n_in}], got {tuple(x.shape)}")
         s = (x != 0).to(torch.float32)
         spikes = []
-        voltage = self.readout == "voltage"
-        for i, layer in enumerate(self.layers):
-            if voltage and i == len(self.layers) - 1:
-                tr = layer.forward_voltage(s)
-                s = tr.v
-                spikes.append(tr.s.to(torch.float32))
-                continue
+        n_spiking = len(self.layers) - (self.readout == "voltage")
+        for layer in self.layers[:n_spiking]:
             s = layer(s)
             if isinstance(layer, _SpikingLayer):
                 spikes.append(s)
+        if n_spiking < len(self.layers):  # the voltage readout: v is the output (its spikes, all 0, a layer's)
+            tr = self.layers[-1].forward_voltage(s)
+            s = tr.v
+            spikes.append(tr.s.to(torch.float32))
         return (s, spikes) if return_all else s
 
     def clamp_parameters_(self) -> None:

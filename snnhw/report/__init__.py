@@ -41,7 +41,13 @@ def _result_lines(r: RunReport) -> List[str]:
              f"| quantized (snnhw's Loihi-exact core) | {_pct(acc.quantized)} | {n.quantized} |",
              f"| Lava ({ag.backend if ag else 'not run'}) | {_pct(acc.lava)} | {n.lava} |", ""]
     lines += [f"Verification: **{r.verification or 'none'}**.", ""]
-    if ag:
+    if ag and ag.output_voltage is not None:
+        lines += [f"Torch vs Lava on {ag.samples} verification samples (voltage readout, v read back from Lava "
+                  f"every step): output-voltage agreement **{_num(ag.output_voltage, '{:.6f}')}** "
+                  f"({ag.identical_samples} / {ag.samples} samples whose output v trace and spikes are bit for "
+                  f"bit identical), output-spike agreement {_num(ag.output_spikes, '{:.6f}')}, prediction "
+                  f"agreement **{_num(ag.predictions)}**.", ""]
+    elif ag:
         lines += [f"Torch vs Lava on {ag.samples} verification samples: output-spike agreement "
                   f"**{_num(ag.output_spikes, '{:.6f}')}**, prediction agreement **{_num(ag.predictions)}**, "
                   f"{ag.identical_samples} / {ag.samples} samples spike-for-spike identical.", ""]
@@ -56,11 +62,14 @@ def _roundtrip_lines(rt: List[ArtifactRoundTrip]) -> List[str]:
     """The artifact round trip: each written file re-read by snnhw and re-simulated on its core."""
     if not rt:
         return ["Artifact round trip: no file to re-read.", ""]
+    volt = rt[0].output_voltage is not None
     lines = ["Artifact round trip (each file re-read by snnhw's reader and re-simulated on snnhw's core, "
-             "against the trained network's output spikes):", "",
-             "| file | reader | identical samples | output-spike agreement | exact |", "|---|---|---|---|---|"]
-    lines += [f"| {a.artifact} | `{a.reader}` | {a.identical_samples} / {a.samples} | "
-              f"{_num(a.output_spikes, '{:.6f}')} | {'yes' if a.exact else 'NO'} |" for a in rt]
+             f"against the trained network's output spikes{' and output v at every step' if volt else ''}):", "",
+             f"| file | reader | identical samples | output-spike agreement |{' output-voltage agreement |' * volt}"
+             " exact |", "|---|---|---|---|" + "---|" * volt + "---|"]
+    six = "{:.6f}"
+    lines += [f"| {a.artifact} | `{a.reader}` | {a.identical_samples} / {a.samples} | {_num(a.output_spikes, six)} |"
+              + (f" {_num(a.output_voltage, six)} |" if volt else "") + f" {'yes' if a.exact else 'NO'} |" for a in rt]
     return lines + [""]
 
 

@@ -22,6 +22,11 @@ from snnhw.targets import EnergyEstimate, FitSummary
 REPORT_FORMAT = "snnhw-report-1"
 CLASS_DECISION = ("the output neuron with the most spikes over the sample's time steps; ties go to the "
                   "lowest class index; a silent output layer predicts class 0")
+#: The class decision of a voltage readout (recipe ``model.readout = "voltage"``).
+CLASS_DECISION_VOLTAGE = ("the output neuron with the highest mean membrane voltage v (after the reset, as Lava "
+                          "reads it) over the sample's time steps; the output layer is a LIF that never fires "
+                          "(threshold mantissa snnhw.loihi.READOUT_VTH_MANT); ties go to the lowest class index")
+CLASS_DECISIONS = {"spikes": CLASS_DECISION, "voltage": CLASS_DECISION_VOLTAGE}
 
 
 #: ``verification`` values: snnhw's core vs Lava's CPU simulator (fixed_pt) / vs Loihi 2 (lava-loihi) /
@@ -75,6 +80,9 @@ class Agreement:
     samples: int
     backend: str  # what ran the Lava side (lava-cpu-sim, loihi2, lava-dl-netx-cpu-sim)
     torch_accuracy_on_samples: float
+    # voltage readout only: fraction of samples whose output layer's v, read back from Lava at every step
+    # [steps, outputs], equals the core's bit for bit (identical_samples then counts spikes and v)
+    output_voltage: Optional[float] = _omit_if_none()
 
 
 @dataclass
@@ -88,6 +96,9 @@ class ArtifactRoundTrip:
     identical_samples: int  # samples whose output spikes [steps, outputs] are identical
     output_spikes: float  # fraction of equal output-spike entries [samples, steps, outputs]
     exact: bool  # identical_samples == samples
+    # voltage readout only: fraction of samples whose output v trace [steps, outputs] is identical
+    # (identical_samples then counts spikes and v)
+    output_voltage: Optional[float] = _omit_if_none()
 
 
 @dataclass
@@ -167,6 +178,7 @@ class RunReport:
     verification: Optional[str] = None  # one of VERIFICATIONS; None on the float target (nothing to verify)
     artifact_roundtrip: Optional[List[ArtifactRoundTrip]] = _omit_if_none()  # when verification is the round trip
     class_decision: str = CLASS_DECISION
+    readout: str = "spikes"  # recipe model.readout: "spikes" or "voltage" (CLASS_DECISIONS)
     format: str = REPORT_FORMAT
 
     def to_dict(self) -> Dict[str, Any]:

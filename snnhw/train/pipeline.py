@@ -116,6 +116,9 @@ def prepare_recipe(recipe: Recipe, opts: RunOptions) -> Setup:
     _check_device(opts.device)
     target = load_target(opts.target)
     backend = stages.verification_backend(opts.backend, target.quantized)
+    if backend == "netx" and recipe.model.readout == "voltage":
+        raise InputError(f"recipe {recipe.name}: --backend netx reads output spikes only; a voltage readout "
+                         f"(model.readout) is verified with --backend lava, which reads the output v back")
     d = recipe.data
     data = load_dataset(d.dataset, data_dir=opts.data_dir, steps=d.steps, split_seed=d.split_seed,
                         duration_s=d.duration_s or None, max_samples=d.max_samples or None)

@@ -25,7 +25,7 @@ from snnhw.io.atomic import save_npy, write_text
 from snnhw.loihi import weight_grid
 from snnhw.report import package_versions, write_reports
 from snnhw.report import plots
-from snnhw.report.schema import (Agreement, ArtifactRoundTrip, ByModel, DatasetSummary, LayerReport,
+from snnhw.report.schema import (CLASS_DECISIONS, Agreement, ArtifactRoundTrip, ByModel, DatasetSummary, LayerReport,
                                  RecipeSummary, RunReport, Times, Training, VERIFY_ROUNDTRIP, selection_rule)
 from snnhw.spec import NetworkSpec
 from snnhw.targets import EnergyEstimate, FitSummary, Target
@@ -126,14 +126,17 @@ class Exported:
     torch_out: np.ndarray  # uint8 [samples, steps, outputs]
     files: List[str]
     notes: List[str]
+    torch_v: Optional[np.ndarray] = None  # voltage readout: the output layer's v, int64 [samples, steps, outputs]
 
 
 def _simulate_checked(model: SpikingNet, spec: NetworkSpec, inputs: np.ndarray):
-    """``simulate(spec)`` on the verification inputs, after checking it equals the model's forward."""
+    """``simulate(spec)`` on the verification inputs (recording the traces for a voltage readout), after
+    checking it equals the model's forward (its output spikes, or its output v)."""
     with torch.no_grad():
         m_out, _ = model(torch.as_tensor(inputs, dtype=torch.float32), return_all=True)
-    sim = simulate(spec, inputs)
-    if not torch.equal(m_out.cpu(), sim.output.to(m_out.dtype)):
+    voltage = model.readout == "voltage"
+    sim = simulate(spec, inputs, record=voltage)
+    if not torch.equal(m_out.cpu(), (sim.traces[-1].v if voltage else sim.output).to(m_out.dtype)):
         raise RuntimeError("internal error: the trained model and simulate(model.to_spec()) disagree")
     return sim
 
@@ -179,8 +182,9 @@ def export(ctx: RunContext, model: SpikingNet, vs: VerificationSet) -> Exported:
             files.append(name)
         else:
             notes.append(note)
+    torch_v = sim.traces[-1].v.numpy().astype(np.int64) if model.readout == "voltage" else None
     return Exported(spec, [(s.numpy() != 0) for s in sim.layer_spikes], (sim.output.numpy() != 0).astype(np.uint8),
-                    files, notes)
+                    files, notes, torch_v)
 
 
 # ---- verify ---------------------------------------------------------------------------------------
@@ -226,7 +230,7 @@ def _verify_roundtrip(ctx: RunContext, ex: Exported, vs: VerificationSet) -> Lis
     files = [f for f in READERS if f in ex.files]
     ctx.log(f"verifying {len(vs.labels)} test samples without Lava: {' and '.join(files) or 'no file'} re-read "
             f"and re-simulated on snnhw's core ...")
-    return artifact_roundtrip(ctx.work, files, vs.inputs, ex.torch_out)
+    return artifact_roundtrip(ctx.work, files, vs.inputs, ex.torch_out, ex.torch_v)
 
 
 def verify(ctx: RunContext, ex: Exported, vs: VerificationSet) -> Verified:
@@ -243,8 +247,12 @@ def verify(ctx: RunContext, ex: Exported, vs: VerificationSet) -> Verified:
         name = verification_name(ver["backend"])
     seconds = time.time() - t
     arrays = {"inputs": vs.inputs, "labels": vs.labels, "torch_output_spikes": ex.torch_out}
+    if ex.torch_v is not None:
+        arrays["torch_output_voltage"] = ex.torch_v
     if ver is not None:
         arrays["lava_output_spikes"] = ver["lava_output"]
+        if ver["lava_voltage"] is not None:
+            arrays["lava_output_voltage"] = ver["lava_voltage"]
     for a, arr in arrays.items():
         save_npy(os.path.join(ctx.work, "verify", f"{a}.npy"), arr)
     return Verified(ver, note, seconds, [f"verify/{a}.npy" for a in arrays], name, rt)
@@ -276,7 +284,8 @@ def _layer_reports(model: SpikingNet, spec: NetworkSpec, rates: Dict[str, List],
                           weight_exp=sl.weight_exp, vth_mant=sl.neuron.vth_mant, i_decay=sl.neuron.i_decay,
                           v_decay=sl.neuron.v_decay, zero_weight_fraction=float(np.mean(w == 0)) if not pool else 0.0,
                           firing_rate=ByModel(f_rates[i], q_rates[i], l_rates[i]),
-                          silent=bool((q_rates[i] if quantized else f_rates[i]) == 0.0))
+                          silent=bool((q_rates[i] if quantized else f_rates[i]) == 0.0) and not (
+                              model.readout == "voltage" and i == len(q_rates) - 1))  # a voltage readout never fires
         if isinstance(l, SpikingDense) and l.weight_rec is not None:
             row.rec_exp = sl.rec_exp
             row.zero_weight_fraction_rec = float(np.mean(np.asarray(sl.weight_rec) == 0))
@@ -318,7 +327,7 @@ def _agreement(v: Optional[Dict]) -> Optional[Agreement]:
         return None
     return Agreement(output_spikes=v["output_spikes"], predictions=v["predictions"],
                      identical_samples=v["identical_samples"], samples=v["samples"], backend=v["backend"],
-                     torch_accuracy_on_samples=v["torch_accuracy"])
+                     torch_accuracy_on_samples=v["torch_accuracy"], output_voltage=v["output_voltage"])
 
 
 def report(ctx: RunContext, fitted: Fitted, ex: Exported, ver: Verified, m: Measured,
@@ -346,7 +355,8 @@ def report(ctx: RunContext, fitted: Fitted, ex: Exported, ver: Verified, m: Meas
         times=Times(train_seconds=res.seconds, this_process_train_seconds=fitted.seconds,
                     verify_seconds=ver.seconds, total_seconds=0.0,
                     lava_seconds=ver.result["lava_seconds"] if ver.result else None),
-        verification=ver.name, artifact_roundtrip=ver.roundtrip)
+        verification=ver.name, artifact_roundtrip=ver.roundtrip, readout=fitted.model.readout,
+        class_decision=CLASS_DECISIONS[fitted.model.readout])
     rep.times.total_seconds = time.time() - ctx.t_start
     write_reports(ctx.work, rep)
     return rep

@@ -9,7 +9,8 @@ Output spikes are [samples, steps, outputs], index t-1 = time step t (Lava's Rin
 
 The round trip re-reads the run's ``model.net`` and ``model.nir`` through snnhw's own readers
 (:func:`snnhw.io.netx.read_netx`, :func:`snnhw.io.nir.read_nir_spec`) and re-simulates them on the core:
-both must reproduce the trained network's output spikes exactly. A difference, or a written file
+both must reproduce the trained network's output spikes exactly (and, for a voltage readout, the output
+layer's v at every step; on Lava too, where the v is read back each step). A difference, or a written file
 that cannot be read back, is a bug in snnhw's writers or readers, not something a user caused: it
 raises :class:`RoundTripMismatch`, an internal error (a ``RuntimeError``: the CLI prints it with
 its traceback and exits 1), and the run directory is not published.
@@ -43,14 +44,24 @@ class RoundTripMismatch(RuntimeError):
     """A file this run wrote does not reproduce the trained network: an internal error (a bug)."""
 
 
-def torch_outputs(spec: NetworkSpec, inputs: np.ndarray):
-    """(output spikes uint8 [S, T, out], per-layer spike arrays) of the core's simulation."""
-    res = simulate(spec, inputs)
-    return (res.output.numpy() != 0).astype(np.uint8), [(s.numpy() != 0) for s in res.layer_spikes]
+def readout_of(spec: NetworkSpec) -> str:
+    """The network's readout (:class:`snnhw.core.layers.SpikingNet`): ``spec.metadata["readout"]``,
+    "spikes" when absent."""
+    return str(spec.metadata.get("readout", "spikes"))
 
 
-def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", netx_path: Optional[str] = None):
-    """(output spikes uint8, per-layer spikes or None, backend name) from Lava."""
+def torch_outputs(spec: NetworkSpec, inputs: np.ndarray, voltage: bool = False):
+    """(output spikes uint8 [S, T, out], per-layer spike arrays, the output layer's post-reset v int64
+    [S, T, out] when ``voltage`` else None) of the core's simulation."""
+    res = simulate(spec, inputs, record=voltage)
+    v = res.traces[-1].v.numpy().astype(np.int64) if voltage else None
+    return (res.output.numpy() != 0).astype(np.uint8), [(s.numpy() != 0) for s in res.layer_spikes], v
+
+
+def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", netx_path: Optional[str] = None,
+                 voltage: bool = False):
+    """(output spikes uint8, per-layer spikes or None, backend name, the output layer's v int64 read back
+    from Lava each step when ``voltage`` else None)."""
     if backend not in BACKENDS:
         raise InputError(f"unknown verification backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if backend == "netx":
@@ -58,37 +69,56 @@ def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", n
 
         if not netx_path:
             raise InputError("the netx backend needs the run's model.net")
+        if voltage:
+            raise InputError("the netx backend reads output spikes only; a voltage readout is verified on "
+                             "snnhw's Lava network (--backend lava)")
         out = run_netx_lava(netx_path, inputs)
-        return (out != 0).astype(np.uint8), None, "lava-dl-netx-cpu-sim"
+        return (out != 0).astype(np.uint8), None, "lava-dl-netx-cpu-sim", None
     from snnhw.backends.lava import run_lava
 
-    res = run_lava(spec, inputs)
-    return ((res.output != 0).astype(np.uint8), [(s != 0) for s in res.layer_spikes], res.backend)
+    res = run_lava(spec, inputs, record=voltage, hardware=False if voltage else None)
+    v = np.asarray(res.traces[-1][1], dtype=np.int64) if voltage else None
+    return ((res.output != 0).astype(np.uint8), [(s != 0) for s in res.layer_spikes], res.backend, v)
 
 
-def compare(torch_out: np.ndarray, lava_out: np.ndarray, labels: np.ndarray) -> Dict:
-    """Agreement of two output spike arrays and the accuracies of their class decisions."""
+def compare(torch_out: np.ndarray, lava_out: np.ndarray, labels: np.ndarray, torch_v: Optional[np.ndarray] = None,
+            lava_v: Optional[np.ndarray] = None) -> Dict:
+    """Agreement of two output spike arrays and the accuracies of their class decisions; with the output
+    v traces of a voltage readout, ``output_voltage`` (the fraction of samples whose whole v trace is
+    identical) and the decisions of :func:`predict` on v."""
     if torch_out.shape != lava_out.shape:
         raise InputError(f"output shapes differ: torch {torch_out.shape} vs lava {lava_out.shape}")
-    pt, pl = predict(torch_out), predict(lava_out)
-    return {"output_spikes": float(np.mean(torch_out == lava_out)) if torch_out.size else 1.0,
-            "predictions": float(np.mean(pt == pl)) if len(pt) else 1.0,
-            "identical_samples": int(np.sum(np.all(torch_out == lava_out, axis=(1, 2)))),
-            "torch_accuracy": float(np.mean(pt == labels)), "lava_accuracy": float(np.mean(pl == labels))}
+    voltage = torch_v is not None
+    pt, pl = (predict(torch_v, "voltage"), predict(lava_v, "voltage")) if voltage else (predict(torch_out),
+                                                                                       predict(lava_out))
+    out = {"output_spikes": float(np.mean(torch_out == lava_out)) if torch_out.size else 1.0,
+           "predictions": float(np.mean(pt == pl)) if len(pt) else 1.0,
+           "identical_samples": int(np.sum(np.all(torch_out == lava_out, axis=(1, 2)))),
+           "torch_accuracy": float(np.mean(pt == labels)), "lava_accuracy": float(np.mean(pl == labels)),
+           "output_voltage": None, "readout": "voltage" if voltage else "spikes"}
+    if voltage:
+        if torch_v.shape != lava_v.shape:
+            raise InputError(f"output v shapes differ: torch {torch_v.shape} vs lava {lava_v.shape}")
+        same_v = np.all(torch_v == lava_v, axis=(1, 2)) & np.all(torch_out == lava_out, axis=(1, 2))
+        out["output_voltage"] = float(np.mean(same_v)) if len(same_v) else 1.0
+        out["identical_samples"] = int(np.sum(same_v))
+    return out
 
 
 def verify(spec: NetworkSpec, inputs: np.ndarray, labels: np.ndarray, backend: str = "lava",
            netx_path: Optional[str] = None) -> Dict:
-    """Run both sides and compare; returns arrays and numbers (see :func:`compare`)."""
+    """Run both sides and compare (see :func:`compare`; a voltage readout, :func:`readout_of`, also
+    compares the output layer's v per step); returns arrays and numbers."""
+    voltage = readout_of(spec) == "voltage"
     t0 = time.time()
-    tout, tlayers = torch_outputs(spec, inputs)
+    tout, tlayers, tv = torch_outputs(spec, inputs, voltage)
     t1 = time.time()
-    lout, llayers, name = lava_outputs(spec, inputs, backend, netx_path)
+    lout, llayers, name, lv = lava_outputs(spec, inputs, backend, netx_path, voltage)
     t2 = time.time()
-    cmp = compare(tout, lout, labels)
+    cmp = compare(tout, lout, labels, tv, lv)
     return {"torch_output": tout, "lava_output": lout, "torch_layers": tlayers, "lava_layers": llayers,
-            "backend": name, "samples": int(len(inputs)), "torch_seconds": t1 - t0, "lava_seconds": t2 - t1,
-            **cmp}
+            "torch_voltage": tv, "lava_voltage": lv, "backend": name, "samples": int(len(inputs)),
+            "torch_seconds": t1 - t0, "lava_seconds": t2 - t1, **cmp}
 
 
 def _read_netx(path: str) -> NetworkSpec:
@@ -110,10 +140,12 @@ READERS: Dict[str, Tuple[str, Callable[[str], NetworkSpec]]] = {
 }
 
 
-def roundtrip_one(path: str, inputs: np.ndarray, expected: np.ndarray) -> ArtifactRoundTrip:
+def roundtrip_one(path: str, inputs: np.ndarray, expected: np.ndarray,
+                  expected_v: Optional[np.ndarray] = None) -> ArtifactRoundTrip:
     """``path`` read back by its snnhw reader and simulated on ``inputs`` (uint8 0/1 [S, T, in]),
-    compared with ``expected`` (uint8 [S, T, out]). A file that cannot be read back raises
-    :class:`RoundTripMismatch`."""
+    compared with ``expected`` (uint8 [S, T, out]) and, for a voltage readout, the output layer's v
+    ``expected_v`` (int64 [S, T, out]): a sample is identical when its spikes and v trace are. A file
+    that cannot be read back raises :class:`RoundTripMismatch`."""
     name = os.path.basename(path)
     reader, read = READERS[name]
     try:
@@ -121,21 +153,24 @@ def roundtrip_one(path: str, inputs: np.ndarray, expected: np.ndarray) -> Artifa
     except FileFormatError as e:
         raise RoundTripMismatch(f"internal error: {name} written by this run cannot be re-read by {reader}: "
                                 f"{str(e).splitlines()[0]}") from e
-    got, _ = torch_outputs(spec, inputs)
+    got, _, got_v = torch_outputs(spec, inputs, voltage=expected_v is not None)
     if got.shape != expected.shape:
         raise RoundTripMismatch(f"internal error: {name} re-read by {reader} gives output spikes {got.shape}, "
                                 f"the trained network {expected.shape}")
-    same = int(np.sum(np.all(got == expected, axis=(1, 2))))
+    same_s = np.all(got == expected, axis=(1, 2))
+    same_v = None if expected_v is None else np.all(got_v == expected_v, axis=(1, 2)) & same_s
+    same = int(np.sum(same_s if same_v is None else same_v))
     agree = float(np.mean(got == expected)) if got.size else 1.0
     return ArtifactRoundTrip(artifact=name, reader=reader, samples=int(len(inputs)), identical_samples=same,
-                             output_spikes=agree, exact=same == len(inputs))
+                             output_spikes=agree, exact=same == len(inputs),
+                             output_voltage=None if same_v is None else float(np.mean(same_v)) if len(same_v) else 1.0)
 
 
-def artifact_roundtrip(run_dir: str, artifacts: List[str], inputs: np.ndarray,
-                       expected: np.ndarray) -> List[ArtifactRoundTrip]:
-    """Each of ``artifacts`` (file names in ``run_dir``, from :data:`READERS`) re-read and re-simulated;
-    raises :class:`RoundTripMismatch` naming every file that is not exact (one line)."""
-    results = [roundtrip_one(os.path.join(run_dir, a), inputs, expected) for a in artifacts]
+def artifact_roundtrip(run_dir: str, artifacts: List[str], inputs: np.ndarray, expected: np.ndarray,
+                       expected_v: Optional[np.ndarray] = None) -> List[ArtifactRoundTrip]:
+    """Each of ``artifacts`` (file names in ``run_dir``, from :data:`READERS`) re-read and re-simulated
+    (:func:`roundtrip_one`); raises :class:`RoundTripMismatch` naming every file that is not exact (one line)."""
+    results = [roundtrip_one(os.path.join(run_dir, a), inputs, expected, expected_v) for a in artifacts]
     bad = [r for r in results if not r.exact]
     if bad:
         raise RoundTripMismatch("internal error: artifact round trip differs from the trained network: " + "; ".join(

@@ -124,8 +124,11 @@ def model_to_spec_exact(model: NirModel, *, check: bool = True) -> NetworkSpec:
                                   input_shape=tuple(st.in_shape)))
         else:
             layers.append(_exact_layer(st, q, check, model.dt))
-    spec = NetworkSpec(input_shape=tuple(model.input_shape), layers=layers, quantized=q,
-                       metadata={"source": "nir", "dt": model.dt})
+    meta = {"source": "nir", "dt": model.dt}
+    readout = meta_value(model.metadata, "readout")
+    if readout is not None:  # the writer's snnhw.readout: the output layer's v is the output
+        meta["readout"] = str(readout)
+    spec = NetworkSpec(input_shape=tuple(model.input_shape), layers=layers, quantized=q, metadata=meta)
     try:
         return spec.validate()
     except ValueError as e:  # shapes (ValueError) or Loihi ranges (loihi.RangeError)

@@ -3,7 +3,10 @@
 Each weight layer becomes a synapse node (Affine/Linear, Conv2d or SumPool2d) feeding a CubaLIF
 node, plus a Linear node on a neuron <-> Linear cycle for recurrent weights; a Flatten layer becomes
 a Flatten node. Every node carries the exact Loihi values as ``snnhw.*`` metadata
-(:mod:`snnhw.io.nir.schema`). What NIR cannot express (subtractive reset; a bias on a non-leaky
+(:mod:`snnhw.io.nir.schema`). A voltage readout (``spec.metadata["readout"] == "voltage"``) stays a
+CubaLIF with its threshold (:data:`snnhw.loihi.READOUT_VTH_MANT`, exactly what the chip runs: NIR's
+CubaLI could not say that v above ``2**23 - 64`` would fire) and the graph metadata ``snnhw.readout =
+"voltage"`` says that its v, not its spikes, is the output. What NIR cannot express (subtractive reset; a bias on a non-leaky
 voltage behind a current filter) raises :class:`NIRFormatError` unless ``lossy``, which writes an
 approximation and records it in ``snnhw.lossy``.
 """
@@ -206,6 +209,8 @@ def _graph_metadata(spec: NetworkSpec, dt: float, q: bool, notes: List[str]) -> 
             P + "input_shape": _ints(spec.input_shape)}
     if notes:
         meta[P + "lossy"] = "; ".join(notes)
+    if spec.metadata.get("readout", "spikes") != "spikes":  # the output LIF is a voltage readout (never fires)
+        meta[P + "readout"] = str(spec.metadata["readout"])
     return meta
 
 
