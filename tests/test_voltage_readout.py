@@ -135,6 +135,7 @@ def test_artifact_roundtrip_compares_the_output_v_exactly(voltage_run):
     rep = json.loads((out / "report.json").read_text())
     assert rep["readout"] == "voltage" and "mean membrane voltage" in rep["class_decision"]
     assert rep["layers"][-1]["vth_mant"] == loihi.READOUT_VTH_MANT and not rep["layers"][-1]["silent"]
+    assert any(n.startswith("voltage readout fc2: 0 output spikes on the 24 verification samples") for n in rep["notes"])
     inputs = np.load(out / "verify/inputs.npy")
     spikes = np.load(out / "verify/torch_output_spikes.npy")
     v = np.load(out / "verify/torch_output_voltage.npy")
@@ -154,7 +155,7 @@ def test_artifact_roundtrip_compares_the_output_v_exactly(voltage_run):
 
 @pytest.mark.lava
 @needs_lava
-def test_lava_reads_back_the_cores_v_bit_for_bit(voltage_run):
+def test_lava_reads_back_the_cores_v_bit_for_bit(voltage_run, capsys):
     out, outcome = voltage_run
     rep = json.loads((out / "report.json").read_text())
     ag = rep["agreement"]
@@ -169,3 +170,10 @@ def test_lava_reads_back_the_cores_v_bit_for_bit(voltage_run):
     line = verification_line(outcome.report)
     assert "voltage readout: 24/24 output v traces identical, output-voltage agreement 1.000000" in line
     assert "output-voltage agreement **1.000000**" in (out / "report.md").read_text()
+    from snnhw.cli import main
+
+    capsys.readouterr()
+    assert main(["verify", str(out), "--samples", "5"]) == 0  # snnhw verify compares the v again
+    text = capsys.readouterr().out
+    assert "voltage readout: output-voltage agreement 1.000000 (identical v traces 5/5)" in text
+    assert "torch_output_voltage.npy: yes" in text

@@ -50,7 +50,7 @@ def require_lava_backend(backend: str) -> None:
 
 
 def run(args) -> int:
-    from snnhw.train.verify import verify
+    from snnhw.train.verify import readout_of, verify
 
     require_lava_backend(args.backend)
     d = args.run_dir
@@ -68,11 +68,22 @@ def run(args) -> int:
     netx = os.path.join(d, "model.net")
     if args.backend == "netx" and not os.path.exists(netx):
         raise MissingFileError(f"{d}: --backend netx needs model.net, which this run does not have")
+    if args.backend == "netx" and readout_of(spec) == "voltage":
+        raise InputError(f"{d}: --backend netx reads output spikes only; verify a voltage readout with --backend lava")
     v = verify(spec, inputs, labels, backend=args.backend, netx_path=netx)
     same_torch = bool(np.array_equal(v["torch_output"], stored))
-    print(f"{v['samples']} samples: torch vs {v['backend']}: output-spike agreement {v['output_spikes']:.6f}, "
-          f"prediction agreement {v['predictions']:.4f}, identical samples {v['identical_samples']}/{v['samples']}")
+    stored_name = "torch_output_spikes.npy"
+    if v["output_voltage"] is not None:  # a voltage readout: the stored output v too
+        stored_v = _load_npy(d, "verify/torch_output_voltage.npy")[:len(inputs)]
+        same_torch = same_torch and bool(np.array_equal(v["torch_voltage"], stored_v))
+        stored_name += " and torch_output_voltage.npy"
+        print(f"{v['samples']} samples: torch vs {v['backend']}, voltage readout: output-voltage agreement "
+              f"{v['output_voltage']:.6f} (identical v traces {v['identical_samples']}/{v['samples']}), "
+              f"prediction agreement {v['predictions']:.4f}")
+    else:
+        print(f"{v['samples']} samples: torch vs {v['backend']}: output-spike agreement {v['output_spikes']:.6f}, "
+              f"prediction agreement {v['predictions']:.4f}, identical samples {v['identical_samples']}/{v['samples']}")
     print(f"accuracy: torch {100 * v['torch_accuracy']:.2f}%  {v['backend']} {100 * v['lava_accuracy']:.2f}%  "
-          f"(core output equals stored torch_output_spikes.npy: {'yes' if same_torch else 'NO'})")
-    ok = v["output_spikes"] == 1.0 and same_torch
+          f"(core output equals stored {stored_name}: {'yes' if same_torch else 'NO'})")
+    ok = v["output_spikes"] == 1.0 and v["output_voltage"] in (None, 1.0) and same_torch
     return 0 if ok else 1

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from snnhw import loihi
 from snnhw.backends import lava_runtime
 from snnhw.core.layers import SpikingDense, SpikingNet, SpikingSumPool
 from snnhw.core.network import simulate
@@ -167,6 +168,20 @@ def _write_nir(spec: NetworkSpec, path: str) -> Optional[str]:
     return None
 
 
+def _readout_note(layer, v: np.ndarray, spikes: int) -> str:
+    """What the verification samples and the weights say about a voltage readout firing: the largest |v|
+    reached against the threshold, and :func:`snnhw.loihi.v_bound` from the layer's weights and bias."""
+    w = np.asarray(layer.weight, dtype=np.float64) * 2.0 ** layer.weight_exp
+    a_max = float(np.ceil(max(np.clip(w, 0, None).sum(1).max(), np.clip(-w, 0, None).sum(1).max())))
+    b_max = 0.0 if layer.bias_mant is None else float(np.abs(np.asarray(layer.bias_mant)).max()) * 2 ** layer.bias_exp
+    bound = loihi.v_bound(a_max, b_max, layer.neuron.i_decay, layer.neuron.v_decay)
+    vth = loihi.effective_threshold(layer.neuron.vth_mant)
+    proof = "so it can never fire" if bound <= vth else "so the weights alone do not exclude a spike"
+    return (f"voltage readout {layer.name}: {spikes} output spikes on the {len(v)} verification samples; largest |v| "
+            f"{int(np.abs(v).max()) if v.size else 0} vs threshold {vth}; the weights and bias bound |v| by "
+            f"{bound:.0f}, {proof}")
+
+
 def export(ctx: RunContext, model: SpikingNet, vs: VerificationSet) -> Exported:
     """The trained network as ``spec.json``, ``model.net`` (lava-dl netx) and ``model.nir``."""
     spec = model.to_spec()
@@ -182,7 +197,10 @@ def export(ctx: RunContext, model: SpikingNet, vs: VerificationSet) -> Exported:
             files.append(name)
         else:
             notes.append(note)
-    torch_v = sim.traces[-1].v.numpy().astype(np.int64) if model.readout == "voltage" else None
+    torch_v = None
+    if model.readout == "voltage":
+        torch_v = sim.traces[-1].v.numpy().astype(np.int64)
+        notes.append(_readout_note(spec.layers[-1], torch_v, int(sim.output.sum())))
     return Exported(spec, [(s.numpy() != 0) for s in sim.layer_spikes], (sim.output.numpy() != 0).astype(np.uint8),
                     files, notes, torch_v)
 
