@@ -146,6 +146,43 @@ def test_label_smoothing_reaches_the_training_loss(tmp_path):
     assert not all(torch.equal(runs[None][k], runs[0.3][k]) for k in runs[None])
 
 
+def test_weight_average_is_what_is_selected_and_resumes_exactly(tmp_path):
+    """``train.ema``: the exported weights are the running average (not the raw weights of any epoch);
+    its validation scores are the history's; an interrupted run resumes to the same average."""
+    from snnhw.train.loop import _Average
+
+    rp = tmp_path / "ema.toml"
+    rp.write_text(open(_recipe(tmp_path, epochs=3)).read().replace("[train]\n", "[train]\nema = 0.9\nselect = \"last\"\n"))
+    full = _train_parts(str(rp), tmp_path / "full.pt")
+    raw = torch.load(tmp_path / "full.pt", weights_only=False)
+    avg = raw["average"]
+    assert avg["steps"] > 0
+    a = full.model.state_dict()
+    assert all(torch.equal(a[k], avg["model"][k]) for k in a)  # the run ends with the average
+    plain = _train_parts(_recipe(tmp_path, epochs=3, name="plain.toml"), tmp_path / "plain.pt")
+    assert not all(torch.equal(a[k], plain.model.state_dict()[k]) for k in a)
+
+    def stop(epoch, batch):
+        if epoch == 1 and batch == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train_parts(str(rp), tmp_path / "cut.pt", on_batch=stop)
+    resumed = _train_parts(str(rp), tmp_path / "cut.pt", resume=True)
+    b = resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["val_accuracy"] for h in full.history] == [h["val_accuracy"] for h in resumed.history]
+
+    # the average itself: a warm-up, then decay d
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    av = _Average(net, 0.5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    av.update(net)  # d_1 = min(0.5, 2/11)
+    assert float(av.model.weight) == pytest.approx(9 / 11)
+
+
 def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     rp = _recipe(tmp_path, epochs=3)
     full = _train_parts(rp, tmp_path / "full.pt")

@@ -15,6 +15,9 @@
   the epoch with the best validation accuracy (ties: lower validation loss, then the earlier epoch) is
   kept, and when training ends the model holds that epoch's weights. The test split is never looked at.
   Without a validation split the last epoch is kept.
+* Weight averaging (recipe ``ema`` > 0): after every optimizer step an exponential moving average of the
+  float shadow parameters is updated (:class:`_Average`); that average — quantized like any weights —
+  is what is validated, selected and exported, the optimizer keeps stepping the raw parameters.
 * Checkpoint (atomic) after each epoch, with the selected epoch's weights; ``resume`` continues after
   the last completed epoch. The final checkpoint's ``model`` is the selected epoch's.
 * Augmentation (recipe ``augment_shift``, image datasets): epoch ``e`` shifts every training image by
@@ -27,6 +30,7 @@
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -184,6 +188,30 @@ class _Selection:
                 "model": self.state}
 
 
+class _Average:
+    """Exponential moving average of a model's parameters (recipe ``train.ema`` = the decay ``d``).
+
+    After optimizer step ``n`` (1-based) every averaged tensor moves ``a <- a + (1 - d_n) (p - a)`` with
+    ``d_n = min(d, (1 + n) / (10 + n))`` (a short warm-up, so the average is not held at the init).
+    ``model`` is a copy of the trained model (same buffers: thresholds, exponents) holding the
+    averages; the chip-legal weights are its parameters quantized as usual. Averages of parameters
+    that ``clamp_parameters_`` keeps in range stay in range (a convex combination)."""
+
+    def __init__(self, model: SpikingNet, decay: float, steps: int = 0):
+        self.model = copy.deepcopy(model)
+        self.decay, self.steps = float(decay), int(steps)
+
+    @torch.no_grad()
+    def update(self, model: SpikingNet) -> None:
+        self.steps += 1
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        for a, p in zip(self.model.parameters(), model.parameters()):
+            a.lerp_(p.detach(), 1.0 - d)
+
+    def to_dict(self) -> Dict:
+        return {"model": self.model.state_dict(), "steps": self.steps}
+
+
 @dataclass
 class _Resumed:
     epoch: int = 0
@@ -191,11 +219,20 @@ class _Resumed:
     init_report: Optional[Dict] = None
     seconds: float = 0.0
     selection: _Selection = field(default_factory=_Selection)
+    average: Optional[_Average] = None
 
 
-def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict], rule: str) -> _Resumed:
-    """Load a checkpoint into model, optimizer and scheduler; what the finished epochs left."""
+def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict], rule: str,
+             average: Optional[_Average]) -> _Resumed:
+    """Load a checkpoint into model, optimizer, scheduler and the weight average; what the finished
+    epochs left."""
     st = load_checkpoint(path)
+    if average is not None:
+        if not st.get("average"):
+            raise InputError(f"checkpoint {path} has no weight average; the recipe's train.ema is "
+                             f"{average.decay} (resume with the recipe that wrote it)")
+        average.model.load_state_dict(st["average"]["model"])
+        average.steps = int(st["average"]["steps"])
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
@@ -203,14 +240,14 @@ def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dic
     selection = _Selection(int(sel.get("epoch", 0)), float(sel.get("val_accuracy", -1.0)),
                            float(sel.get("val_loss", math.inf)), sel.get("model"), rule)
     return _Resumed(int(st["epoch"]), list(st.get("history", [])), st.get("init_report", init_report),
-                    float(st.get("train_seconds", 0.0)), selection)
+                    float(st.get("train_seconds", 0.0)), selection, average)
 
 
 def _save(path: str, model: SpikingNet, opt, sched, epoch: int, history: List[Dict], init_report, seconds: float,
-          selection: _Selection):
+          selection: _Selection, average: Optional[_Average] = None):
     save_checkpoint(path, model, opt, sched, epoch,
                     {"history": history, "init_report": init_report, "train_seconds": seconds,
-                     "selection": selection.to_dict()})
+                     "selection": selection.to_dict(), "average": average.to_dict() if average else None})
 
 
 @dataclass
@@ -231,6 +268,12 @@ class _Loop:
     sizes: np.ndarray  # neurons per neuron layer
     n_batches: int
     val: Optional[Validation] = None
+    average: Optional[_Average] = None
+
+    @property
+    def scored(self) -> SpikingNet:
+        """The model that is validated, selected and exported: the weight average, else the model."""
+        return self.average.model if self.average is not None else self.model
 
 
 @dataclass
@@ -268,6 +311,8 @@ def _batch(lp: _Loop, gidx: np.ndarray, st: _EpochStats) -> None:
     lp.opt.step()
     lp.sched.step()
     lp.model.clamp_parameters_()
+    if lp.average is not None:
+        lp.average.update(lp.model)
     with torch.no_grad():
         pred = predict(out.detach().cpu().numpy(), lp.model.readout)
         st.correct += int((pred == lp.data.y_train[idx]).sum())
@@ -326,7 +371,7 @@ def _record(lp: _Loop, epoch: int, st: _EpochStats, eval_samples: int) -> Dict:
     0 = all; ``None`` without a validation split)."""
     val_acc = val_loss = None
     if lp.val is not None:
-        ev = evaluate(lp.model, lp.val.data, lp.encoder, n=eval_samples, device=lp.device, offset=lp.val.offset,
+        ev = evaluate(lp.scored, lp.val.data, lp.encoder, n=eval_samples, device=lp.device, offset=lp.val.offset,
                       logit_scale=float(lp.tr.logit_scale))
         val_acc, val_loss = ev["accuracy"], ev["loss"]
     rates = st.rates(lp.sizes, lp.encoder.total_steps).tolist()
@@ -369,25 +414,29 @@ def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *,
     n_batches = math.ceil(len(data.y_train) / int(tr.batch_size))
     model.to(device)
     opt, sched = make_optimizer(model, tr, n_batches)
-    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)))
+    average = _Average(model, float(tr.ema)) if float(tr.ema) > 0 else None
+    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)), average=average)
     if resume and os.path.exists(checkpoint_path):
-        done = _restore(checkpoint_path, model, opt, sched, init_report, str(tr.select))
+        done = _restore(checkpoint_path, model, opt, sched, init_report, str(tr.select), average)
     names = [l.name for l in model.neuron_layers()]
     lp = _Loop(model, _wrap(model, info), opt, sched, data, encoder, tr, info, device,
                _Progress(progress and info.main, (epochs - done.epoch) * n_batches, names), names,
-               np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()]), n_batches, val)
+               np.array([int(np.prod(l.out_shape)) for l in model.neuron_layers()]), n_batches, val, average)
     history, t0, sel = done.history, time.time(), done.selection
     try:
         for epoch in range(done.epoch, epochs):
             st = _epoch(lp, epoch, on_batch)
             history.append(_record(lp, epoch, st, int(recipe.data.eval_samples)))
-            sel.update(history[-1], model)
-            if epoch + 1 == epochs and sel.state is not None:
-                model.load_state_dict(sel.state)  # the run ends with the selected epoch's weights
+            sel.update(history[-1], lp.scored)
+            if epoch + 1 == epochs:  # the run ends with the selected epoch's (or the last average's) weights
+                if sel.state is not None:
+                    model.load_state_dict(sel.state)
+                elif average is not None:
+                    model.load_state_dict(average.model.state_dict())
             if info.main:
                 _log_epoch(lp.bar, history[-1], epochs, sel.epoch, model.readout)
                 _save(checkpoint_path, model, opt, sched, epoch + 1, history, done.init_report,
-                      done.seconds + time.time() - t0, sel)
+                      done.seconds + time.time() - t0, sel, average)
             if info.world > 1:
                 import torch.distributed as dist
 

@@ -41,7 +41,9 @@ one-line :class:`RecipeError` naming the key). Sections:
               ``augment_shift`` (image datasets: each epoch shifts every training image by up to this
               many whole pixels per axis, zero fill, seeded; 0 = off), ``select`` (which epoch is
               exported: "val_accuracy" — best validation accuracy, ties lower validation loss;
-              "val_loss" — lowest validation loss; "last").
+              "val_loss" — lowest validation loss; "last"), ``ema`` (0 = off; else the decay of an
+              exponential moving average of the weights, updated every step, that is validated,
+              selected and exported instead of the raw weights: :class:`snnhw.train.loop._Average`).
 
 Chip ranges (decays, threshold, pool weight) come from :data:`snnhw.loihi.RANGES`. A layer key left out
 of the file stays ``None`` (the builder's default applies: stride 1, padding 0, pool weight 64, the
@@ -183,6 +185,7 @@ class TrainConfig:
     readout_lr: float = option(1.0, lo=0, lo_open=True)
     augment_shift: int = option(0, lo=0)
     select: str = option("val_accuracy", choices=("val_accuracy", "val_loss", "last"))
+    ema: float = option(0.0, lo=0, hi=1, hi_open=True)
 
 
 SECTIONS = {"recipe": RecipeInfo, "data": DataConfig, "model": ModelConfig, "neuron": NeuronConfig,
