@@ -74,6 +74,8 @@ def test_class_decision_is_the_highest_mean_v_ties_lowest_index():
                   [[0, 2, 2], [0, 2, 2]],  # tie 1 / 2 -> 1
                   [[-8388607, -1, -2], [-8388607, -1, -2]]]).astype(np.int64)  # all negative -> 1
     assert predict(v, "voltage").tolist() == [0, 1, 1]
+    assert predict(v.astype(np.float32), "voltage").tolist() == [0, 1, 1]  # the model's float32 v: the same
+    assert predict(np.array([[[0.4, 0.6]], [[0.9, 0.2]]]), "voltage").tolist() == [1, 0]  # float twin: not truncated
     spikes = np.array([[[1, 0], [0, 1]], [[0, 1], [0, 1]]])
     assert predict(spikes).tolist() == predict(spikes, "spikes").tolist() == [0, 1]
 

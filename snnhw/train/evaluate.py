@@ -61,10 +61,12 @@ def carve_validation(data: Dataset, fraction: float, split_seed: int, fold: int 
 def predict(out, readout: str = "spikes") -> np.ndarray:
     """Class per sample from the readout ``out`` [samples, steps, classes] (module docstring): output
     spikes -> most spikes; ``readout="voltage"``: the output v -> highest mean v over the steps (the
-    same as the highest sum; integers, summed exactly in int64). Ties -> lowest index."""
+    same as the highest sum, taken in int64, or float64 for float v: exact for the chip's integers,
+    |v| < 2**23). Ties -> lowest index."""
     out = np.asarray(out)
-    score = out.astype(np.int64).sum(axis=1) if readout == "voltage" else out.sum(axis=1)
-    return np.argmax(score, axis=1)
+    if readout == "voltage":
+        return np.argmax(out.sum(axis=1, dtype=np.float64 if out.dtype.kind == "f" else np.int64), axis=1)
+    return np.argmax(out.sum(axis=1), axis=1)
 
 
 def logits(out: torch.Tensor, model: SpikingNet, logit_scale: float) -> torch.Tensor:
@@ -82,7 +84,8 @@ def encode_split(encoder: Encoder, x: np.ndarray, idx: np.ndarray, offset: int =
 
 def evaluate(model: SpikingNet, data: Dataset, encoder: Encoder, n: int = 0, batch: int = EVAL_BATCH,
              device: str = "cpu", offset: Optional[int] = None, logit_scale: float = 1.0) -> Dict:
-    """Test-split accuracy, per-layer rates and mean cross-entropy of the :func:`logits` of ``model`` on the first ``n`` test samples (0 = all): ``{"accuracy", "n", "rates", "loss"}``."""
+    """Test-split accuracy, per-layer rates and mean cross-entropy of the :func:`logits` of ``model`` on
+    the first ``n`` test samples (0 = all): ``{"accuracy", "n", "rates", "loss"}``."""
     n = len(data.y_test) if not n else min(n, len(data.y_test))
     offset = len(data.y_train) if offset is None else offset
     preds, rates, loss = [], None, 0.0
