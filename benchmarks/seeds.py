@@ -12,8 +12,8 @@ default) into ``<out>/<recipe>-seed<k>``; the figures are read back from its ``r
 whole test split, ``lava`` = Lava on the verification samples (``None`` without Lava), ``agreement`` =
 output-spike agreement core vs Lava (a voltage readout, recipe ``model.readout = "voltage"``: the
 output-voltage agreement, the fraction of samples whose output v trace Lava reads back bit for bit equal).
-Every accuracy is the report's, so every figure uses the run's own class decision. The spread is the sample standard deviation (ddof = 1) over the
-seeds. Written: a JSON file (per-seed rows and the summary) and a markdown table; both printed paths.
+Every accuracy is the report's, so every figure uses the run's own class decision. The spread is the
+sample standard deviation (ddof = 1) over the seeds. Written: a JSON file (per-seed rows and the summary) and a markdown table; both printed paths.
 ``--merge`` trains nothing: it combines the per-seed rows of JSON files this script wrote (seeds run as
 separate processes) into one summary.
 """
@@ -42,7 +42,8 @@ def seed_row(report: Dict) -> Dict:
     ag = report.get("agreement") or {}
     return {"seed": report["seed"], "selected_epoch": sel, "val": val,
             "quantized": report["accuracy"]["quantized"], "lava": report["accuracy"]["lava"],
-            "lava_samples": report["accuracy_samples"]["lava"], "agreement": ag.get("output_voltage", ag.get("output_spikes")),
+            "lava_samples": report["accuracy_samples"]["lava"],
+            "agreement": ag.get("output_voltage", ag.get("output_spikes")),
             "train_seconds": report["times"]["train_seconds"], "total_seconds": report["times"]["total_seconds"]}
 
 

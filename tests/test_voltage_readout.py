@@ -137,7 +137,8 @@ def test_artifact_roundtrip_compares_the_output_v_exactly(voltage_run):
     rep = json.loads((out / "report.json").read_text())
     assert rep["readout"] == "voltage" and "mean membrane voltage" in rep["class_decision"]
     assert rep["layers"][-1]["vth_mant"] == loihi.READOUT_VTH_MANT and not rep["layers"][-1]["silent"]
-    assert any(n.startswith("voltage readout fc2: 0 output spikes on the 24 verification samples") for n in rep["notes"])
+    note = "voltage readout fc2: 0 output spikes on the 24 verification samples"
+    assert any(n.startswith(note) for n in rep["notes"])
     inputs = np.load(out / "verify/inputs.npy")
     spikes = np.load(out / "verify/torch_output_spikes.npy")
     v = np.load(out / "verify/torch_output_voltage.npy")

@@ -106,7 +106,10 @@ def build_model(recipe: Recipe, target: Target, input_shape: Sequence[int], n_cl
                                        pool_weight=_or(l.weight, 64), quantized=q, surrogate=sur))
         else:
             mods.append(FlattenLayer(p["name"], p["in_shape"]))
-    return SpikingNet(input_shape, mods, quantized=q, metadata={"recipe": recipe.name, "readout": recipe.model.readout})
+    meta = {"recipe": recipe.name}
+    if recipe.model.readout != "spikes":  # spike-readout specs stay as before (no key: "spikes")
+        meta["readout"] = recipe.model.readout
+    return SpikingNet(input_shape, mods, quantized=q, metadata=meta)
 
 
 # ------------------------------------------------------------------------------------------------

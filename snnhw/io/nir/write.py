@@ -6,9 +6,9 @@ a Flatten node. Every node carries the exact Loihi values as ``snnhw.*`` metadat
 (:mod:`snnhw.io.nir.schema`). A voltage readout (``spec.metadata["readout"] == "voltage"``) stays a
 CubaLIF with its threshold (:data:`snnhw.loihi.READOUT_VTH_MANT`, exactly what the chip runs: NIR's
 CubaLI could not say that v above ``2**23 - 64`` would fire) and the graph metadata ``snnhw.readout =
-"voltage"`` says that its v, not its spikes, is the output. What NIR cannot express (subtractive reset; a bias on a non-leaky
-voltage behind a current filter) raises :class:`NIRFormatError` unless ``lossy``, which writes an
-approximation and records it in ``snnhw.lossy``.
+"voltage"`` says that its v, not its spikes, is the output. What NIR cannot express (subtractive
+reset; a bias on a non-leaky voltage behind a current filter) raises :class:`NIRFormatError` unless
+``lossy``, which writes an approximation and records it in ``snnhw.lossy``.
 """
 from __future__ import annotations
 
