@@ -13,7 +13,8 @@ whole test split, ``lava`` = Lava on the verification samples (``None`` without 
 output-spike agreement core vs Lava (a voltage readout, recipe ``model.readout = "voltage"``: the
 output-voltage agreement, the fraction of samples whose output v trace Lava reads back bit for bit equal).
 Every accuracy is the report's, so every figure uses the run's own class decision. The spread is the
-sample standard deviation (ddof = 1) over the seeds. Written: a JSON file (per-seed rows and the summary) and a markdown table; both printed paths.
+sample standard deviation (ddof = 1) over the seeds. Written: a JSON file (per-seed rows and the summary)
+and a markdown table; both printed paths.
 ``--merge`` trains nothing: it combines the per-seed rows of JSON files this script wrote (seeds run as
 separate processes) into one summary.
 """
