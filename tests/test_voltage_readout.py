@@ -48,6 +48,30 @@ def test_readout_never_fires_and_its_v_is_the_loops():
     assert loihi.v_bound(1, 0, 1024, 0) == float("inf")
 
 
+def _triton3() -> bool:
+    """triton >= 3 installed (read from its metadata: importing triton 2.3 is left to test_fused_triton)."""
+    from importlib import metadata
+
+    try:
+        return int(metadata.version("triton").split(".")[0]) >= 3
+    except metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("kernel", ["reference", "fused", "triton"])
+def test_readout_v_is_the_same_on_every_kernel(kernel, monkeypatch):
+    """The readout's forward takes whichever exact kernel ``SNNHW_KERNEL`` picks: the same v everywhere."""
+    if kernel == "triton" and not _triton3():
+        pytest.skip("the Triton interpreter runs on triton >= 3 (the 3.13 lane)")
+    a, p = _drive(3, B=4, T=20, N=7), CubaParams(512, 128, loihi.READOUT_VTH_MANT)
+    bias = torch.arange(7, dtype=torch.float32) * 64
+    monkeypatch.setenv("SNNHW_KERNEL", "reference")
+    ref = cuba_lif_trace(a, p, bias)
+    monkeypatch.setenv("SNNHW_KERNEL", kernel)
+    tr = cuba_li(a, p, bias)
+    assert torch.equal(tr.v.to(torch.int64), ref.v) and not tr.s.any()
+
+
 def test_readout_gradient_is_the_linear_filters():
     """Straight-through on the truncations: d(loss)/d(a, bias) is the float CUBA filter's gradient."""
     a = _drive(1).requires_grad_(True)
