@@ -16,7 +16,8 @@ folds (each fold weighted by its size):
 * ``val_selected``: validation accuracy of the epoch the selection rule exports (the figure to choose by;
   it is the maximum over epochs of each fold, so slightly optimistic, alike for every variant);
 * ``val_last``: validation accuracy of the last epoch (no selection on the fold);
-* ``errors``: the validation errors of the selected epochs, out of ``samples``.
+* ``errors``: the validation errors of the selected epochs, out of ``samples``;
+* ``val_late``: the mean validation accuracy of the last 10 epochs (the plateau; no selection).
 
 The test split is never read for the table: ``ablate.run`` scores it, but this script drops that figure
 (``snnhw train`` with the chosen recipe gives the test accuracy once). ``--jsonl`` keeps one line per
@@ -41,6 +42,7 @@ from snnhw.io.atomic import write_text  # noqa: E402
 from snnhw.train.recipe import load_recipe  # noqa: E402
 
 BASE = "recipe"  # the name of the unchanged recipe's row
+LATE = 10  # val_late: the mean validation accuracy of the last LATE epochs (the plateau, no selection)
 
 
 def parse_variant(text: str) -> Tuple[str, Dict]:
@@ -64,7 +66,8 @@ def _done(path: str) -> List[Dict]:
 def fold_row(variant: str, fold: int, seed: int, res: Dict, n_val: int) -> Dict:
     """One run's validation figures (no test figure)."""
     return {"variant": variant, "fold": fold, "seed": seed, "selected_epoch": res["selected_epoch"],
-            "val_selected": res["val_best"], "val_last": res["val_per_epoch"][-1], "samples": n_val,
+            "val_selected": res["val_best"], "val_last": res["val_per_epoch"][-1],
+            "val_late": sum(res["val_per_epoch"][-LATE:]) / len(res["val_per_epoch"][-LATE:]), "samples": n_val,
             "seconds": res["seconds"]}
 
 
@@ -72,25 +75,29 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
     """Per variant, pooled over its runs (weighted by validation size)."""
     out: Dict[str, Dict] = {}
     for r in rows:
-        s = out.setdefault(r["variant"], {"runs": 0, "samples": 0, "correct_sel": 0.0, "correct_last": 0.0})
+        s = out.setdefault(r["variant"], {"runs": 0, "samples": 0, "correct_sel": 0.0, "correct_last": 0.0,
+                                          "correct_late": 0.0})
         s["runs"] += 1
         s["samples"] += r["samples"]
         s["correct_sel"] += r["val_selected"] * r["samples"]
         s["correct_last"] += r["val_last"] * r["samples"]
+        s["correct_late"] += r["val_late"] * r["samples"] if "val_late" in r else float("nan")  # older rows: n/a
     for s in out.values():
         s["val_selected"] = s["correct_sel"] / s["samples"]
         s["val_last"] = s["correct_last"] / s["samples"]
+        s["val_late"] = s["correct_late"] / s["samples"]
         s["errors"] = int(round(s["samples"] - s["correct_sel"]))
     return out
 
 
 def markdown(summary: Dict[str, Dict], variants: Dict[str, Dict]) -> str:
-    lines = ["| variant | overrides | runs | samples | val (selected epoch) | errors | val (last epoch) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| variant | overrides | runs | samples | val (selected epoch) | errors | val (last epoch) "
+             f"| val (mean of the last {LATE} epochs) |", "|---|---|---|---|---|---|---|---|"]
     for name, s in sorted(summary.items(), key=lambda kv: -kv[1]["val_selected"]):
         over = "; ".join(f"`{k}={json.dumps(v)}`" for k, v in variants.get(name, {}).items()) or "–"
         lines.append(f"| {name} | {over} | {s['runs']} | {s['samples']} | {100 * s['val_selected']:.2f} % "
-                     f"| {s['errors']} | {100 * s['val_last']:.2f} % |")
+                     f"| {s['errors']} | {100 * s['val_last']:.2f} % | "
+                     + ("n/a" if s["val_late"] != s["val_late"] else f"{100 * s['val_late']:.2f} %") + " |")
     return "\n".join(lines) + "\n"
 
 
