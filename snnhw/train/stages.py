@@ -127,7 +127,7 @@ class Exported:
     torch_out: np.ndarray  # uint8 [samples, steps, outputs]
     files: List[str]
     notes: List[str]
-    torch_v: Optional[np.ndarray] = None  # voltage readout: the output layer's v, int64 [samples, steps, outputs]
+    torch_v: Optional[np.ndarray] = None  # voltage readout: the output layer's v [samples, steps, outputs]
 
 
 def _simulate_checked(model: SpikingNet, spec: NetworkSpec, inputs: np.ndarray):
@@ -173,7 +173,8 @@ def _readout_note(layer, v: np.ndarray, spikes: int) -> str:
     reached against the threshold, and :func:`snnhw.loihi.v_bound` from the layer's weights and bias."""
     w = np.asarray(layer.weight, dtype=np.float64) * 2.0 ** layer.weight_exp
     a_max = float(np.ceil(max(np.clip(w, 0, None).sum(1).max(), np.clip(-w, 0, None).sum(1).max())))
-    b_max = 0.0 if layer.bias_mant is None else float(np.abs(np.asarray(layer.bias_mant)).max()) * 2 ** layer.bias_exp
+    b = 0.0 if layer.bias_mant is None else float(np.abs(np.asarray(layer.bias_mant)).max())
+    b_max = b * 2.0 ** layer.bias_exp
     bound = loihi.v_bound(a_max, b_max, layer.neuron.i_decay, layer.neuron.v_decay)
     vth = loihi.effective_threshold(layer.neuron.vth_mant)
     proof = "so it can never fire" if bound <= vth else "so the weights alone do not exclude a spike"
@@ -199,7 +200,7 @@ def export(ctx: RunContext, model: SpikingNet, vs: VerificationSet) -> Exported:
             notes.append(note)
     torch_v = None
     if model.readout == "voltage":
-        torch_v = sim.traces[-1].v.numpy().astype(np.int64)
+        torch_v = sim.traces[-1].v.numpy()  # int64 on the chip's arithmetic, float32 on the float target
         notes.append(_readout_note(spec.layers[-1], torch_v, int(sim.output.sum())))
     return Exported(spec, [(s.numpy() != 0) for s in sim.layer_spikes], (sim.output.numpy() != 0).astype(np.uint8),
                     files, notes, torch_v)
