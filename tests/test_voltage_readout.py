@@ -114,6 +114,9 @@ def test_bad_readout_is_a_one_line_recipe_error(tmp_path):
     p.write_text(open(rec).read().replace('out = 10 }', 'out = 10, recurrent = true }'))
     with pytest.raises(RecipeError, match="non-recurrent dense last layer"):
         prepare(RunOptions(recipe=str(p)))
+    p.write_text(open(rec).read().replace("[train]\n", "[train]\nrate_reg_readout = true\n"))
+    with pytest.raises(RecipeError, match="rate_reg_readout .* never fires"):
+        prepare(RunOptions(recipe=str(p)))
 
 
 def _train_parts(recipe_path, ckpt, resume=False, on_batch=None):

@@ -259,6 +259,9 @@ def parse_recipe(d: Mapping, where: str = "recipe") -> Recipe:
     if r.model.readout == "voltage" and (last.kind != "dense" or last.recurrent):
         raise RecipeError(f"{where}: model.readout = 'voltage' needs a non-recurrent dense last layer; "
                           f"'{last.name}' is {'recurrent' if last.kind == 'dense' else last.kind}")
+    if r.model.readout == "voltage" and r.train.rate_reg_readout:
+        raise RecipeError(f"{where}: train.rate_reg_readout holds the output layer's firing rate up, and a voltage "
+                          f"readout (model.readout) never fires; set it to false")
     if not r.recipe.name:
         r.recipe.name = where
     return r
