@@ -200,6 +200,11 @@ def test_lava_reads_back_the_cores_v_bit_for_bit(voltage_run, capsys):
     line = verification_line(outcome.report)
     assert "voltage readout: 24/24 output v traces identical, output-voltage agreement 1.000000" in line
     assert "output-voltage agreement **1.000000**" in (out / "report.md").read_text()
+    from snnhw.backends.netx_lava import run_netx_lava
+
+    # lava-dl's own netx loader takes model.net as an ordinary CUBA network: the readout stays silent there too
+    got = run_netx_lava(str(out / "model.net"), np.load(out / "verify/inputs.npy")[:4])
+    assert got.shape == (4, 8, 10) and not got.any()
     from snnhw.cli import main
 
     capsys.readouterr()
