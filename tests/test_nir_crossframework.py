@@ -151,12 +151,18 @@ def test_norse_recurrent_matches_and_snntorch_caveat(tmp_path):
 
 @pytest.mark.slow
 def test_default_recipe_model_nir_in_snntorch_and_norse(tmp_path):
-    """Acceptance: train the default recipe (digits_mlp on loihi2), take its run directory's model.nir and
-    verification inputs; snnTorch and Norse give snnhw's float-simulation class decisions on >= 99 %."""
+    """Acceptance: train the default recipe (digits_mlp on loihi2) with the spike-count readout (the
+    peers' outputs are spikes; the recipe's voltage readout never fires, which would make every decision
+    class 0 and this test vacuous), take its run directory's model.nir and verification inputs; snnTorch
+    and Norse give snnhw's float-simulation class decisions on >= 99 %."""
     from snnhw.train.pipeline import RunOptions, run as run_pipeline
+    from snnhw.train.recipe import MODELS_DIR
 
     out = tmp_path / "digits"
-    run_pipeline(RunOptions(recipe="digits_mlp", target="loihi2", out=str(out), data_dir=str(tmp_path / "data"),
+    recipe = tmp_path / "digits_mlp.toml"
+    text = (MODELS_DIR / "digits_mlp.toml").read_text()
+    recipe.write_text(text.replace('readout = "voltage"', 'readout = "spikes"'))
+    run_pipeline(RunOptions(recipe=str(recipe), target="loihi2", out=str(out), data_dir=str(tmp_path / "data"),
                             device="cpu", seed=None, epochs=None, init=None, resume=False, verify_samples=None,
                             backend="lava", progress=False), log=lambda m: None)
     path = out / "model.nir"
@@ -164,6 +170,7 @@ def test_default_recipe_model_nir_in_snntorch_and_norse(tmp_path):
     x = np.load(out / "verify" / "inputs.npy").astype(np.float32)
     ref = float_reference(load_model(path), x)
     want = ref.output.sum(axis=1).argmax(1)
+    assert ref.output.sum() > 0 and len(np.unique(want)) == 10  # real decisions, not a silent output
     # snnhw's float simulation of the run's spec (Loihi timing, latency removed) gives the same decisions
     from snnhw.io.nir import read_nir_spec
 
