@@ -302,6 +302,41 @@ def test_seeds_benchmark_rows_and_summary(tiny_run):
     assert seeds.summarize([dict(row, lava=None)])["lava"] is None
 
 
+def test_cv_benchmark_pools_folds_without_test_figures_and_resumes(tmp_path, capsys):
+    """``benchmarks/cv.py``: one run per (variant, fold, seed), validation figures only, pooled by size;
+    a second call with the same ``--jsonl`` trains nothing."""
+    import importlib.util
+    import sys as _sys
+
+    bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks")
+    _sys.path.insert(0, bench)
+    try:
+        spec = importlib.util.spec_from_file_location("cv_bench", os.path.join(bench, "cv.py"))
+        cv = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cv)
+    finally:
+        _sys.path.remove(bench)
+    assert cv.parse_variant('a:train.lr=0.1;model.readout="voltage"') == (
+        "a", {"train.lr": 0.1, "model.readout": "voltage"})
+    rp, jl, md = _recipe(tmp_path, epochs=1), tmp_path / "cv.jsonl", tmp_path / "cv.md"
+    args = [rp, "--folds", "2", "--variant", "ls:train.label_smoothing=0.1", "--jsonl", str(jl), "--md", str(md)]
+    assert cv.main(args) == 0
+    rows = [json.loads(line) for line in jl.read_text().splitlines()]
+    assert sorted((r["variant"], r["fold"]) for r in rows) == [("ls", 0), ("ls", 1), ("recipe", 0), ("recipe", 1)]
+    assert not any("test" in k for r in rows for k in r)
+    assert len({r["samples"] for r in rows}) == 1 and rows[0]["samples"] > 0
+    summ = cv.summarize(rows)
+    for name in ("recipe", "ls"):
+        mine = [r for r in rows if r["variant"] == name]
+        assert summ[name]["val_last"] == pytest.approx(np.mean([r["val_last"] for r in mine]))
+        assert summ[name]["samples"] == sum(r["samples"] for r in mine)
+    before = jl.read_text()
+    capsys.readouterr()
+    assert cv.main(args) == 0
+    assert jl.read_text() == before and "{" not in capsys.readouterr().out.split("|")[0]  # no new run
+    assert "| recipe |" in md.read_text() and "| ls |" in md.read_text()
+
+
 def test_shift_images_moves_each_image_by_its_offset():
     from snnhw.train.loop import shift_images
 
