@@ -177,6 +177,16 @@ def _check_keys(cls, d: Dict, where: str = "") -> None:
 LAYER_KINDS = {"dense": Dense, "conv": Conv, "pool": SumPool, "flatten": Flatten}
 
 
+#: What a network's class decision reads (``metadata["readout"]``, :func:`readout_of`): the output layer's
+#: spikes, or the post-reset v of an output layer that does not fire (:class:`snnhw.core.layers.SpikingNet`).
+READOUTS = ("spikes", "voltage")
+
+
+def readout_of(metadata: Dict) -> str:
+    """The readout a network's ``metadata`` names (``metadata["readout"]``; absent: "spikes")."""
+    return str(metadata.get("readout", READOUTS[0]))
+
+
 @dataclass
 class NetworkSpec:
     """An ordered chain of layers with its input shape; ``quantized`` says whether values are Loihi
@@ -194,6 +204,11 @@ class NetworkSpec:
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
+
+    @property
+    def readout(self) -> str:
+        """"spikes" or "voltage" (:data:`READOUTS`, from ``metadata``)."""
+        return readout_of(self.metadata)
 
     def neuron_layers(self) -> List[Union[Dense, Conv, SumPool]]:
         """Layers that end in a LIF population (all but Flatten)."""

@@ -20,7 +20,8 @@ Every layer is a synapse (:mod:`snnhw.core.synapse`) followed by a CUBA LIF popu
 Per-layer constants — ``vth_mant`` (17-bit unsigned), ``i_decay``/``v_decay`` (12-bit, netx units),
 ``weight_exp``, ``rec_exp`` (dense) and ``pool_weight`` (pool) — are 0-d buffers (a ``state_dict`` holds
 everything the layer computes with) that read as Python numbers (int64 buffer: int, float64: float) and
-accept plain numbers. ``layer.neuron`` is a :class:`~snnhw.spec.Neuron` built from them.
+accept plain numbers. ``layer.neuron`` is a :class:`~snnhw.spec.Neuron` built from them (assigning one
+writes them; mutating the returned object does not).
 
 Tensors are ``[batch, time, features]``; conv/pool layers see features as the C-order flattening of
 ``(C, H, W)``. A :class:`SpikingNet` converts to a :class:`~snnhw.spec.NetworkSpec`
@@ -39,7 +40,7 @@ from snnhw.core import synapse as syn
 from snnhw.core.neuron import CubaParams, CubaTrace, cuba_li, cuba_lif
 from snnhw.core.surrogate import Surrogate
 from snnhw.errors import InputError
-from snnhw.spec import Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool
+from snnhw.spec import READOUTS, Conv, Dense, Flatten, NetworkSpec, Neuron, SumPool, readout_of
 
 BIAS_MANT_RANGE = loihi.RANGES["bias_mant"]
 
@@ -393,9 +394,6 @@ class FlattenLayer(nn.Module):
         return Flatten(name=self.name, input_shape=self.input_shape)
 
 
-READOUTS = ("spikes", "voltage")
-
-
 class SpikingNet(nn.Module):
     """A chain of spiking layers fed by input spikes [B, T, n_in]; ``quantized``: the chip's integer
     arithmetic (True) or the float twin (False). ``readout`` (``metadata["readout"]``): :meth:`forward`
@@ -410,7 +408,7 @@ class SpikingNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.quantized = bool(quantized)
         self.metadata = dict(metadata or {})
-        self.readout, last = str(self.metadata.get("readout", "spikes")), self.layers[-1]
+        self.readout, last = readout_of(self.metadata), self.layers[-1]
         if self.readout not in READOUTS or (self.readout == "voltage" and getattr(last, "weight_rec", 0) is not None):
             raise InputError(f"readout '{self.readout}': not one of {', '.join(READOUTS)}, or {last.name} is not a "
                              f"non-recurrent dense layer")

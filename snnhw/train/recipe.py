@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from snnhw.config import option, parse_sections, parse_table, read_toml, to_table
-from snnhw.core.layers import READOUTS
 from snnhw.core.surrogate import SURROGATES
 from snnhw.data.datasets import DATASETS, EVENT_DATASETS
 from snnhw.data.encoders import ENCODINGS
@@ -64,6 +63,7 @@ from snnhw.errors import InputError
 from snnhw.init import METHODS
 from snnhw.loihi import RANGES
 from snnhw.resources import data_dir
+from snnhw.spec import READOUTS
 
 MODELS_DIR = data_dir("models")
 

@@ -44,12 +44,6 @@ class RoundTripMismatch(RuntimeError):
     """A file this run wrote does not reproduce the trained network: an internal error (a bug)."""
 
 
-def readout_of(spec: NetworkSpec) -> str:
-    """The network's readout (:class:`snnhw.core.layers.SpikingNet`): ``spec.metadata["readout"]``,
-    "spikes" when absent."""
-    return str(spec.metadata.get("readout", "spikes"))
-
-
 def torch_outputs(spec: NetworkSpec, inputs: np.ndarray, voltage: bool = False):
     """(output spikes uint8 [S, T, out], per-layer spike arrays, the output layer's post-reset v int64
     [S, T, out] when ``voltage`` else None) of the core's simulation."""
@@ -81,6 +75,19 @@ def lava_outputs(spec: NetworkSpec, inputs: np.ndarray, backend: str = "lava", n
     return ((res.output != 0).astype(np.uint8), [(s != 0) for s in res.layer_spikes], res.backend, v)
 
 
+def output_match(a: np.ndarray, b: np.ndarray, a_v: Optional[np.ndarray] = None,
+                 b_v: Optional[np.ndarray] = None) -> Dict:
+    """How two runs' outputs [samples, steps, outputs] match: ``output_spikes`` (fraction of equal spike
+    entries), ``identical_samples`` (samples whose spikes — and, with the v traces ``a_v``/``b_v`` of a
+    voltage readout, whose whole v trace — are identical) and ``output_voltage`` (that count as a
+    fraction; None without v traces)."""
+    same = np.all(a == b, axis=(1, 2))
+    if a_v is not None:
+        same = same & np.all(a_v == b_v, axis=(1, 2))
+    return {"output_spikes": float(np.mean(a == b)) if a.size else 1.0, "identical_samples": int(np.sum(same)),
+            "output_voltage": None if a_v is None else float(np.mean(same)) if len(same) else 1.0}
+
+
 def compare(torch_out: np.ndarray, lava_out: np.ndarray, labels: np.ndarray, torch_v: Optional[np.ndarray] = None,
             lava_v: Optional[np.ndarray] = None) -> Dict:
     """Agreement of two output spike arrays and the accuracies of their class decisions; with the output
@@ -89,27 +96,21 @@ def compare(torch_out: np.ndarray, lava_out: np.ndarray, labels: np.ndarray, tor
     if torch_out.shape != lava_out.shape:
         raise InputError(f"output shapes differ: torch {torch_out.shape} vs lava {lava_out.shape}")
     voltage = torch_v is not None
+    if voltage and torch_v.shape != lava_v.shape:
+        raise InputError(f"output v shapes differ: torch {torch_v.shape} vs lava {lava_v.shape}")
     pt, pl = (predict(torch_v, "voltage"), predict(lava_v, "voltage")) if voltage else (predict(torch_out),
                                                                                        predict(lava_out))
-    out = {"output_spikes": float(np.mean(torch_out == lava_out)) if torch_out.size else 1.0,
-           "predictions": float(np.mean(pt == pl)) if len(pt) else 1.0,
-           "identical_samples": int(np.sum(np.all(torch_out == lava_out, axis=(1, 2)))),
-           "torch_accuracy": float(np.mean(pt == labels)), "lava_accuracy": float(np.mean(pl == labels)),
-           "output_voltage": None, "readout": "voltage" if voltage else "spikes"}
-    if voltage:
-        if torch_v.shape != lava_v.shape:
-            raise InputError(f"output v shapes differ: torch {torch_v.shape} vs lava {lava_v.shape}")
-        same_v = np.all(torch_v == lava_v, axis=(1, 2)) & np.all(torch_out == lava_out, axis=(1, 2))
-        out["output_voltage"] = float(np.mean(same_v)) if len(same_v) else 1.0
-        out["identical_samples"] = int(np.sum(same_v))
-    return out
+    return {**output_match(torch_out, lava_out, torch_v, lava_v),
+            "predictions": float(np.mean(pt == pl)) if len(pt) else 1.0,
+            "torch_accuracy": float(np.mean(pt == labels)), "lava_accuracy": float(np.mean(pl == labels)),
+            "readout": "voltage" if voltage else "spikes"}
 
 
 def verify(spec: NetworkSpec, inputs: np.ndarray, labels: np.ndarray, backend: str = "lava",
            netx_path: Optional[str] = None) -> Dict:
-    """Run both sides and compare (see :func:`compare`; a voltage readout, :func:`readout_of`, also
+    """Run both sides and compare (see :func:`compare`; a voltage readout, ``spec.readout``, also
     compares the output layer's v per step); returns arrays and numbers."""
-    voltage = readout_of(spec) == "voltage"
+    voltage = spec.readout == "voltage"
     t0 = time.time()
     tout, tlayers, tv = torch_outputs(spec, inputs, voltage)
     t1 = time.time()
@@ -157,13 +158,9 @@ def roundtrip_one(path: str, inputs: np.ndarray, expected: np.ndarray,
     if got.shape != expected.shape:
         raise RoundTripMismatch(f"internal error: {name} re-read by {reader} gives output spikes {got.shape}, "
                                 f"the trained network {expected.shape}")
-    same_s = np.all(got == expected, axis=(1, 2))
-    same_v = None if expected_v is None else np.all(got_v == expected_v, axis=(1, 2)) & same_s
-    same = int(np.sum(same_s if same_v is None else same_v))
-    agree = float(np.mean(got == expected)) if got.size else 1.0
-    return ArtifactRoundTrip(artifact=name, reader=reader, samples=int(len(inputs)), identical_samples=same,
-                             output_spikes=agree, exact=same == len(inputs),
-                             output_voltage=None if same_v is None else float(np.mean(same_v)) if len(same_v) else 1.0)
+    m = output_match(got, expected, got_v, expected_v)
+    return ArtifactRoundTrip(artifact=name, reader=reader, samples=int(len(inputs)),
+                             exact=m["identical_samples"] == len(inputs), **m)
 
 
 def artifact_roundtrip(run_dir: str, artifacts: List[str], inputs: np.ndarray, expected: np.ndarray,

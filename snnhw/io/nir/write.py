@@ -3,7 +3,7 @@
 Each weight layer becomes a synapse node (Affine/Linear, Conv2d or SumPool2d) feeding a CubaLIF
 node, plus a Linear node on a neuron <-> Linear cycle for recurrent weights; a Flatten layer becomes
 a Flatten node. Every node carries the exact Loihi values as ``snnhw.*`` metadata
-(:mod:`snnhw.io.nir.schema`). A voltage readout (``spec.metadata["readout"] == "voltage"``) stays a
+(:mod:`snnhw.io.nir.schema`). A voltage readout (``spec.readout == "voltage"``) stays a
 CubaLIF with its threshold (:data:`snnhw.loihi.READOUT_VTH_MANT`, exactly what the chip runs: NIR's
 CubaLI could not say that v above ``2**23 - 64`` would fire) and the graph metadata ``snnhw.readout =
 "voltage"`` says that its v, not its spikes, is the output. What NIR cannot express (subtractive
@@ -209,8 +209,8 @@ def _graph_metadata(spec: NetworkSpec, dt: float, q: bool, notes: List[str]) -> 
             P + "input_shape": _ints(spec.input_shape)}
     if notes:
         meta[P + "lossy"] = "; ".join(notes)
-    if spec.metadata.get("readout", "spikes") != "spikes":  # the output LIF is a voltage readout (never fires)
-        meta[P + "readout"] = str(spec.metadata["readout"])
+    if spec.readout != "spikes":  # the output LIF is a voltage readout (does not fire)
+        meta[P + "readout"] = spec.readout
     return meta
 
 
