@@ -197,9 +197,9 @@ class _Average:
     averages; the chip-legal weights are its parameters quantized as usual. Averages of parameters
     that ``clamp_parameters_`` keeps in range stay in range (a convex combination)."""
 
-    def __init__(self, model: SpikingNet, decay: float, steps: int = 0):
+    def __init__(self, model: SpikingNet, decay: float):
         self.model = copy.deepcopy(model)
-        self.decay, self.steps = float(decay), int(steps)
+        self.decay, self.steps = float(decay), 0
 
     @torch.no_grad()
     def update(self, model: SpikingNet) -> None:
@@ -219,7 +219,6 @@ class _Resumed:
     init_report: Optional[Dict] = None
     seconds: float = 0.0
     selection: _Selection = field(default_factory=_Selection)
-    average: Optional[_Average] = None
 
 
 def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dict], rule: str,
@@ -240,7 +239,7 @@ def _restore(path: str, model: SpikingNet, opt, sched, init_report: Optional[Dic
     selection = _Selection(int(sel.get("epoch", 0)), float(sel.get("val_accuracy", -1.0)),
                            float(sel.get("val_loss", math.inf)), sel.get("model"), rule)
     return _Resumed(int(st["epoch"]), list(st.get("history", [])), st.get("init_report", init_report),
-                    float(st.get("train_seconds", 0.0)), selection, average)
+                    float(st.get("train_seconds", 0.0)), selection)
 
 
 def _save(path: str, model: SpikingNet, opt, sched, epoch: int, history: List[Dict], init_report, seconds: float,
@@ -415,7 +414,7 @@ def train(model: SpikingNet, recipe: Recipe, data: Dataset, encoder: Encoder, *,
     model.to(device)
     opt, sched = make_optimizer(model, tr, n_batches)
     average = _Average(model, float(tr.ema)) if float(tr.ema) > 0 else None
-    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)), average=average)
+    done = _Resumed(init_report=init_report, selection=_Selection(rule=str(tr.select)))
     if resume and os.path.exists(checkpoint_path):
         done = _restore(checkpoint_path, model, opt, sched, init_report, str(tr.select), average)
     names = [l.name for l in model.neuron_layers()]
