@@ -82,7 +82,8 @@ def run(recipe_name: str, over: dict, target: str = "loihi2", stop_after: int = 
     sel = res.history[res.selected_epoch - 1] if res.selected_epoch else res.history[-1]
     return {"recipe": recipe.name, "set": over, "steps": setup.encoder.total_steps,
             "inputs": int(np.prod(setup.input_shape)), "selected_epoch": res.selected_epoch,
-            "val_best": sel["val_accuracy"], "val_samples": len(setup.val.data.y_test) if setup.val else 0, "train_accuracy_last": res.history[-1]["train_accuracy"],
+            "val_best": sel["val_accuracy"], "val_samples": len(setup.val.data.y_test) if setup.val else 0,
+            "train_accuracy_last": res.history[-1]["train_accuracy"],
             "test": test["accuracy"], "test_rates": test["rates"], "seconds": round(time.time() - t0, 1),
             "val_per_epoch": [h["val_accuracy"] for h in res.history],
             "output_rate_per_epoch": [list(h["rates"].values())[-1] for h in res.history]}
